@@ -1,0 +1,1 @@
+"""robot_rl: learners, data, distribution, ROS 2 nodes and the `robot-rl` CLI."""
