@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 _EPS = 1e-9
@@ -21,16 +23,19 @@ def exp_map(rotvec: np.ndarray) -> np.ndarray:
 
 
 def log_map(rot: np.ndarray) -> np.ndarray:
-    """Rotation vector of a rotation matrix, angle in [0, pi]."""
-    cos_angle = np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0)
-    angle = float(np.arccos(cos_angle))
-    axis_sin = np.array([rot[2, 1] - rot[1, 2], rot[0, 2] - rot[2, 0], rot[1, 0] - rot[0, 1]]) / 2.0
+    """Rotation vector of a rotation matrix, angle in [0, pi]. Scalar math on purpose: it runs in the
+    controller loop, where numpy's per-call overhead on 3x3 inputs dominates."""
+    r = rot.tolist()
+    cos_angle = min(1.0, max(-1.0, (r[0][0] + r[1][1] + r[2][2] - 1.0) / 2.0))
+    angle = math.acos(cos_angle)
+    axis_sin = np.array([r[2][1] - r[1][2], r[0][2] - r[2][0], r[1][0] - r[0][1]]) / 2.0
     if angle < 1e-6:
         return axis_sin
-    if np.pi - angle > 1e-4:
-        return axis_sin * (angle / np.sin(angle))
-    # Near pi the antisymmetric part vanishes: read the axis off the symmetric part instead.
-    sym = (rot + np.eye(3)) / 2.0
+    if math.pi - angle > 1e-4:
+        return axis_sin * (angle / math.sin(angle))
+    # Near pi the antisymmetric part vanishes: read the axis off the symmetric part instead,
+    # (R + R^T) / 2 = cos(angle) I + (1 - cos(angle)) a a^T.
+    sym = ((rot + rot.T) / 2.0 - cos_angle * np.eye(3)) / (1.0 - cos_angle)
     axis = np.sqrt(np.clip(np.diag(sym), 0.0, None))
     i = int(np.argmax(axis))
     axis = sym[i] / max(axis[i], _EPS)

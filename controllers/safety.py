@@ -1,7 +1,8 @@
 """Safety filter: every end-effector target pose sent to a robot (or the simulator) passes here.
 
 Limits, applied in this order to each submitted target:
-1. non-finite (NaN/Inf) targets are rejected, the previous target is kept;
+1. non-finite (NaN/Inf) or malformed targets (wrong shape, rotation not a rotation matrix) are
+   rejected, the previous target is kept;
 2. step limit: at most `max_translation_per_command` / `max_rotation_per_command` from the previous
    target, and rate limit: at most `max_linear_speed` / `max_angular_speed` times the time since it;
 3. workspace box on position and a per-axis box on the orientation's deviation from a reference;
@@ -21,6 +22,16 @@ import numpy as np
 from controllers.rotations import exp_map, log_map, rotation_error
 
 EE_DOWN = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, -1.0)  # gripper pointing at the table
+
+
+def _is_rotation(rot: np.ndarray, atol: float = 1e-4) -> bool:
+    """Orthonormal with det +1 (checked on bounded entries first, so huge values cannot overflow).
+    Anything else (e.g. -R) would make log_map return NaN and poison every later target."""
+    return bool(
+        np.all(np.abs(rot) <= 1.0 + atol)
+        and np.allclose(rot @ rot.T, np.eye(3), atol=atol)
+        and np.linalg.det(rot) > 0
+    )
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ class SafetyFilter:
     def reset(self, position, rotation, now: float) -> None:
         """Start from the measured pose (clipped into the box). An engaged e-stop stays engaged."""
         self._target = self._clip_to_box(_Pose(np.array(position, float), np.array(rotation, float)))[0]
-        self._hold = None
+        if not self._estop:  # an engaged e-stop keeps holding the pose measured at engagement
+            self._hold = None
         self._last_command_time = now
         self._last_submit_time: float | None = None  # no rate limit on the first command
 
@@ -140,6 +152,7 @@ class SafetyFilter:
             position.shape != (3,)
             or rotation.shape != (3, 3)
             or not (np.all(np.isfinite(position)) and np.all(np.isfinite(rotation)))
+            or not _is_rotation(rotation)
         ):
             status.rejected_nonfinite = True
             return status

@@ -31,6 +31,10 @@ class SimArm:
         joint_ids = [model.joint(name).id for name in ARM_JOINTS]
         self.qpos_adr = np.array([model.jnt_qposadr[j] for j in joint_ids])
         self.dof_adr = np.array([model.jnt_dofadr[j] for j in joint_ids])
+        # A slice when the arm's dofs are contiguous (they are): cheaper than fancy indexing.
+        first = int(self.dof_adr[0])
+        contiguous = np.array_equal(self.dof_adr, np.arange(first, first + 7))
+        self._dofs = slice(first, first + 7) if contiguous else self.dof_adr
         self.ee_site = model.site("ee").id
         self.finger_qpos_adr = np.array(
             [model.jnt_qposadr[model.joint(n).id] for n in ("left_finger", "right_finger")]
@@ -72,7 +76,7 @@ class SimArm:
 
     @property
     def dq(self) -> np.ndarray:
-        return self.data.qvel[self.dof_adr]
+        return self.data.qvel[self._dofs]
 
     @property
     def ee_position(self) -> np.ndarray:
@@ -89,8 +93,8 @@ class SimArm:
     def jacobian(self, data: mujoco.MjData | None = None) -> np.ndarray:
         data = self.data if data is None else data
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self.ee_site)
-        self._jac[:3] = self._jacp[:, self.dof_adr]
-        self._jac[3:] = self._jacr[:, self.dof_adr]
+        self._jac[:3] = self._jacp[:, self._dofs]
+        self._jac[3:] = self._jacr[:, self._dofs]
         return self._jac.copy()
 
     def ee_velocity(self) -> np.ndarray:

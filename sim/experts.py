@@ -24,10 +24,13 @@ class ScriptedExpert:
         self.phase = 0
         self.counter = 0
 
+    # Proportional gain below 1 so the loop also settles with a step or two of action latency.
+    GAIN = 0.6
+
     def _move(self, goal: np.ndarray, max_action: float = 1.0) -> np.ndarray:
         """Translation action that moves the controller's target towards `goal`."""
         scale = self.env.config.action.translation_scale
-        return np.clip((goal - self.env.target_position) / scale, -max_action, max_action)
+        return np.clip(self.GAIN * (goal - self.env.target_position) / scale, -max_action, max_action)
 
     def _finish(self, translation: np.ndarray, gripper: float | None) -> np.ndarray:
         spec = self.env.config.action

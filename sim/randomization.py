@@ -115,7 +115,9 @@ class DomainRandomizer:
             observation_noise_std=c.observation_noise_std,
         )
 
-    def apply(self, sample: RandomizationSample) -> None:
+    def apply(self, sample: RandomizationSample, data: mujoco.MjData) -> None:
+        """Set the model to nominal plus `sample`. Call right after mj_resetData: it recomputes the
+        model's derived constants from `data`'s reset state."""
         m, nominal = self.model, self._nominal
         m.geom_friction[:] = nominal["geom_friction"]
         m.geom_friction[:, 0] *= sample.friction_scale
@@ -138,3 +140,7 @@ class DomainRandomizer:
             m.geom_rgba[geom, :3] = np.clip(m.geom_rgba[geom, :3] + offset, 0.0, 1.0)
         m.vis.headlight.diffuse[:] = np.clip(nominal["headlight_diffuse"] * sample.light_scale, 0, 1)
         m.vis.headlight.ambient[:] = np.clip(nominal["headlight_ambient"] * sample.light_scale, 0, 1)
+        # Constraint softness is scaled by each body's inverse weight, computed when the model was
+        # compiled: after changing masses it must be recomputed, or welds and contacts of a heavier
+        # or lighter object go unstable.
+        mujoco.mj_setConst(m, data)

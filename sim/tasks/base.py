@@ -181,7 +181,7 @@ class ManipulationEnv(gym.Env):
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
         self._sample = self.randomizer.sample(rng)
-        self.randomizer.apply(self._sample)
+        self.randomizer.apply(self._sample, d)
         self.arm.set_gains(self.config.gains.scaled(self._sample.gain_scale))
 
         start = self.ARM_START_CENTER + rng.uniform(-1, 1, 3) * self.ARM_START_HALF_RANGE
@@ -224,11 +224,14 @@ class ManipulationEnv(gym.Env):
         self.arm.step(target_pos, target_rot, cfg.substeps)
         self._steps += 1
 
-        success = self._success()
+        # MuJoCo resets the state itself when the physics diverges; never pass that off as an episode.
+        unstable = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
+        success = self._success() and not unstable
         reward = float(success) if cfg.reward == "sparse" else self._dense_reward()
         terminated = success
-        truncated = (not terminated) and self._steps >= cfg.episode_steps
+        truncated = (not terminated) and (self._steps >= cfg.episode_steps or unstable)
         info = {
+            "physics_unstable": unstable,
             "success": success,
             "is_success": success,
             "executed_action": executed.astype(np.float32),

@@ -13,8 +13,7 @@ PEG_HALF_WIDTH = 0.011
 PEG_HALF_LENGTH = 0.035
 HOLE_TOP = 0.03  # m, height of the fixture's top face
 INSERTED_DEPTH = 0.015  # m below the top face counts as inserted
-PEG_CENTER_IN_HAND = 0.10  # m along the hand's z axis; the fingertips (ee site) are at 0.1034
-SETTLE_STEPS = 100  # physics steps for the fingers to close on the peg at reset
+PEG_CENTER_IN_HAND = 0.10  # m along the hand's z axis (the weld's relpose); fingertips at 0.1034
 
 
 class PegInsertionEnv(ManipulationEnv):
@@ -37,7 +36,7 @@ class PegInsertionEnv(ManipulationEnv):
         xy = rng.uniform(self.HOLE_XY_LOW, self.HOLE_XY_HIGH)
         fixture = self.model.body("fixture").mocapid[0]
         self.data.mocap_pos[fixture] = [xy[0], xy[1], 0.0]
-        # Put the peg between the open fingers, then close them on it with the arm held still.
+        # The peg starts exactly where the grasp weld holds it, between the closed fingers.
         hand = self.data.xpos[self.model.body("hand").id]
         hand_rot = self.data.xmat[self.model.body("hand").id].reshape(3, 3)
         peg_rot = hand_rot @ np.diag([1.0, -1.0, -1.0])  # the peg's z axis points up, tip down
@@ -46,8 +45,6 @@ class PegInsertionEnv(ManipulationEnv):
         self.set_free_body_pose("peg", hand + hand_rot[:, 2] * PEG_CENTER_IN_HAND, quat)
         self.arm.set_gripper(0.0)
         self.data.qpos[self.arm.finger_qpos_adr] = PEG_HALF_WIDTH
-        mujoco.mj_forward(self.model, self.data)
-        self.arm.step(self.arm.ee_position, self.arm.ee_rotation, SETTLE_STEPS)
 
     def _gripper_command(self, command_opening: float | None) -> float | None:
         return 0.0 if command_opening is None else command_opening
