@@ -5,9 +5,10 @@ Limits, applied in this order to each submitted target:
    rejected, the previous target is kept;
 2. step limit: at most `max_translation_per_command` / `max_rotation_per_command` from the previous
    target, and rate limit: at most `max_linear_speed` / `max_angular_speed` times the time since it;
-3. workspace box on position and a per-axis box on the orientation's deviation from a reference;
-4. lead limit: the target stays within `max_target_lead` of the measured position (when given), so a
-   blocked arm does not wind its target up and then leap when released.
+3. lead limit: the target stays within `max_target_lead` of the measured position (when given), so a
+   blocked arm does not wind its target up and then leap when released;
+4. workspace box on position and a per-axis box on the orientation's deviation from a reference
+   (last, so that every accepted target is inside the box).
 Then, when the robot asks what to do now (`output`):
 5. stale-command watchdog: no accepted command for `command_timeout_s` -> hold the measured pose;
 6. e-stop: while engaged, hold the pose measured when it was engaged and refuse new targets.
@@ -58,10 +59,14 @@ class SafetyLimits:
                 f"got low={self.workspace_low} high={self.workspace_high}"
             )
         ref = np.asarray(self.reference_rotation, dtype=float).reshape(-1)
-        if ref.shape != (9,) or not np.allclose(ref.reshape(3, 3) @ ref.reshape(3, 3).T, np.eye(3), atol=1e-6):
+        if (
+            ref.shape != (9,)
+            or not np.allclose(ref.reshape(3, 3) @ ref.reshape(3, 3).T, np.eye(3), atol=1e-6)
+            or np.linalg.det(ref.reshape(3, 3)) < 0  # a reflection is orthonormal too
+        ):
             raise ValueError("SafetyLimits.reference_rotation must be a 3x3 rotation matrix (9 numbers)")
         dev = np.asarray(self.max_orientation_deviation, dtype=float)
-        if dev.shape != (3,) or np.any(dev <= 0) or np.any(dev > np.pi):
+        if dev.shape != (3,) or not np.all((dev > 0) & (dev <= np.pi)):  # also rejects NaN
             raise ValueError("SafetyLimits.max_orientation_deviation must be three angles in (0, pi]")
         for name in (
             "max_translation_per_command",

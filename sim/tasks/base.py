@@ -254,6 +254,10 @@ class ManipulationEnv(gym.Env):
         if self._renderer is None:
             size = self.config.image_size
             self._renderer = mujoco.Renderer(self.model, size, size)
+            # Shadows and reflections off (MSAA is off in the model: offsamples=0): ~8x faster on
+            # software GL, and a 128x128 policy input gains nothing from them.
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            self._renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
         self._renderer.update_scene(self.data, camera=camera, scene_option=self._render_option)
         return self._renderer.render()
 

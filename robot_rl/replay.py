@@ -1,0 +1,226 @@
+"""Replay buffer that stores every observation frame once, images as uint8.
+
+Frames (observations) live in one ring; each transition holds the absolute indices of its observation
+frame and of its next-observation frame. Within an episode step t's next observation is step t+1's
+observation, so an episode of T steps takes T+1 frames, not 2T: images are never duplicated, and never
+stored as float (a peer stores float32 obs and next_obs: ~393 KB per transition with two 128x128
+cameras; here it is ~98 KB per transition, 4x less).
+
+`terminated` (the task really ended: no bootstrap) and `truncated` (the time limit cut the episode:
+bootstrap from the next observation) are kept apart; only `terminated` masks the bootstrap.
+
+Observations are flat dicts of arrays: `{"proprio": float32 (P,), "object": float32 (O,),
+"images/front": uint8 (H, W, 3), ...}`; `flatten_obs` turns an env observation into one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+def flatten_obs(obs: dict) -> dict[str, np.ndarray]:
+    """{"proprio": ..., "images": {"front": ...}} -> {"proprio": ..., "images/front": ...}."""
+    flat: dict[str, np.ndarray] = {}
+    for key, value in obs.items():
+        if isinstance(value, dict):
+            for sub, arr in value.items():
+                flat[f"{key}/{sub}"] = np.asarray(arr)
+        else:
+            flat[key] = np.asarray(value)
+    return flat
+
+
+@dataclass(frozen=True)
+class ObsSpec:
+    """Shape and dtype of each flat observation key."""
+
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str]
+
+    @classmethod
+    def from_obs(cls, obs: dict) -> "ObsSpec":
+        flat = flatten_obs(obs)
+        return cls({k: tuple(v.shape) for k, v in flat.items()}, {k: str(v.dtype) for k, v in flat.items()})
+
+    def check(self, flat: dict[str, np.ndarray], where: str) -> None:
+        if set(flat) != set(self.shapes):
+            raise ValueError(f"{where}: observation keys {sorted(flat)} do not match the buffer's "
+                             f"{sorted(self.shapes)}")
+        for key, arr in flat.items():
+            if tuple(arr.shape) != self.shapes[key]:
+                raise ValueError(f"{where}: observation {key!r} has shape {tuple(arr.shape)}, the buffer "
+                                 f"stores {self.shapes[key]}")
+
+
+@dataclass
+class Batch:
+    obs: dict[str, np.ndarray]
+    action: np.ndarray
+    reward: np.ndarray
+    next_obs: dict[str, np.ndarray]
+    discount: np.ndarray  # 0 where the episode terminated, 1 otherwise (truncation bootstraps)
+    intervened: np.ndarray
+
+    @staticmethod
+    def concat(a: "Batch", b: "Batch") -> "Batch":
+        return Batch(
+            obs={k: np.concatenate([a.obs[k], b.obs[k]]) for k in a.obs},
+            action=np.concatenate([a.action, b.action]),
+            reward=np.concatenate([a.reward, b.reward]),
+            next_obs={k: np.concatenate([a.next_obs[k], b.next_obs[k]]) for k in a.next_obs},
+            discount=np.concatenate([a.discount, b.discount]),
+            intervened=np.concatenate([a.intervened, b.intervened]),
+        )
+
+
+class ReplayBuffer:
+    def __init__(self, capacity: int, obs_spec: ObsSpec, action_dim: int):
+        if capacity < 2:
+            raise ValueError(f"ReplayBuffer capacity must be >= 2, got {capacity}")
+        self.capacity = int(capacity)
+        self.obs_spec = obs_spec
+        self.action_dim = int(action_dim)
+        self._frames = {k: np.zeros((capacity, *s), dtype=obs_spec.dtypes[k]) for k, s in obs_spec.shapes.items()}
+        self._obs_frame = np.zeros(capacity, dtype=np.int64)  # absolute frame index of obs
+        self._next_frame = np.zeros(capacity, dtype=np.int64)
+        self._action = np.zeros((capacity, action_dim), dtype=np.float32)
+        self._reward = np.zeros(capacity, dtype=np.float32)
+        self._terminated = np.zeros(capacity, dtype=bool)
+        self._truncated = np.zeros(capacity, dtype=bool)
+        self._intervened = np.zeros(capacity, dtype=bool)
+        self.frames_written = 0  # absolute counters: slot = index % capacity
+        self.transitions_written = 0
+        self._current_frame: int | None = None  # frame of the last observation of an open episode
+
+    # -- writing ---------------------------------------------------------------------------------
+    def _write_frame(self, flat: dict[str, np.ndarray]) -> int:
+        slot = self.frames_written % self.capacity
+        for key, arr in flat.items():
+            self._frames[key][slot] = arr
+        self.frames_written += 1
+        return self.frames_written - 1
+
+    def start_episode(self, obs: dict) -> None:
+        flat = flatten_obs(obs)
+        self.obs_spec.check(flat, "ReplayBuffer.start_episode")
+        self._current_frame = self._write_frame(flat)
+
+    def add(self, action, reward: float, next_obs: dict, terminated: bool, truncated: bool,
+            intervened: bool = False) -> None:
+        """Add the transition from the episode's current observation; `next_obs` becomes current."""
+        if self._current_frame is None:
+            raise RuntimeError("ReplayBuffer.add called before start_episode(first observation)")
+        action = np.asarray(action, dtype=np.float32).reshape(-1)
+        if action.shape != (self.action_dim,):
+            raise ValueError(f"ReplayBuffer.add: action has shape {action.shape}, expected ({self.action_dim},)")
+        flat = flatten_obs(next_obs)
+        self.obs_spec.check(flat, "ReplayBuffer.add")
+        next_frame = self._write_frame(flat)
+        slot = self.transitions_written % self.capacity
+        self._obs_frame[slot] = self._current_frame
+        self._next_frame[slot] = next_frame
+        self._action[slot] = action
+        self._reward[slot] = reward
+        self._terminated[slot] = terminated
+        self._truncated[slot] = truncated
+        self._intervened[slot] = intervened
+        self.transitions_written += 1
+        self._current_frame = None if (terminated or truncated) else next_frame
+
+    def add_episode(self, observations: list[dict], actions, rewards, terminated: bool, truncated: bool,
+                    intervened=None) -> None:
+        """A whole episode: T+1 observations, T actions and rewards; the end flags apply to the last step."""
+        steps = len(actions)
+        if len(observations) != steps + 1 or len(rewards) != steps:
+            raise ValueError(f"add_episode needs T+1 observations and T actions/rewards, got "
+                             f"{len(observations)}, {steps}, {len(rewards)}")
+        self.start_episode(observations[0])
+        for t in range(steps):
+            last = t == steps - 1
+            self.add(actions[t], rewards[t], observations[t + 1], terminated and last, truncated and last,
+                     bool(intervened[t]) if intervened is not None else False)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _first_valid(self) -> int:
+        """Absolute index of the oldest transition whose frames have not been overwritten."""
+        low = max(0, self.transitions_written - self.capacity)
+        oldest_frame = self.frames_written - self.capacity
+        while low < self.transitions_written and self._obs_frame[low % self.capacity] < oldest_frame:
+            low += 1
+        return low
+
+    def __len__(self) -> int:
+        return self.transitions_written - self._first_valid()
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        low = self._first_valid()
+        if self.transitions_written - low <= 0:
+            raise RuntimeError("ReplayBuffer.sample on an empty buffer")
+        slots = rng.integers(low, self.transitions_written, size=batch_size) % self.capacity
+        obs_slots = self._obs_frame[slots] % self.capacity
+        next_slots = self._next_frame[slots] % self.capacity
+        return Batch(
+            obs={k: v[obs_slots] for k, v in self._frames.items()},
+            action=self._action[slots],
+            reward=self._reward[slots],
+            next_obs={k: v[next_slots] for k, v in self._frames.items()},
+            discount=(~self._terminated[slots]).astype(np.float32),
+            intervened=self._intervened[slots],
+        )
+
+    def nbytes(self) -> int:
+        return sum(v.nbytes for v in self._frames.values())
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write atomically (temp file + rename): a crash leaves the previous file intact."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {"format_version": FORMAT_VERSION, "capacity": self.capacity, "action_dim": self.action_dim,
+                "shapes": {k: list(v) for k, v in self.obs_spec.shapes.items()},
+                "dtypes": self.obs_spec.dtypes, "frames_written": self.frames_written,
+                "transitions_written": self.transitions_written, "current_frame": self._current_frame}
+        arrays = {f"frame:{k}": v for k, v in self._frames.items()}
+        arrays.update(obs_frame=self._obs_frame, next_frame=self._next_frame, action=self._action,
+                      reward=self._reward, terminated=self._terminated, truncated=self._truncated,
+                      intervened=self._intervened, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ReplayBuffer":
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                if meta.get("format_version") != FORMAT_VERSION:
+                    raise ValueError(f"format_version {meta.get('format_version')} != {FORMAT_VERSION}")
+                spec = ObsSpec({k: tuple(v) for k, v in meta["shapes"].items()}, meta["dtypes"])
+                buf = cls(meta["capacity"], spec, meta["action_dim"])
+                for k in buf._frames:
+                    buf._frames[k][:] = data[f"frame:{k}"]
+                for name in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated",
+                             "intervened"):
+                    getattr(buf, f"_{name}")[:] = data[name]
+        except (OSError, KeyError, ValueError, json.JSONDecodeError) as err:
+            raise ValueError(f"replay buffer file {path} is unreadable or corrupted: {err}") from err
+        buf.frames_written = meta["frames_written"]
+        buf.transitions_written = meta["transitions_written"]
+        buf._current_frame = meta["current_frame"]
+        return buf
