@@ -44,23 +44,29 @@ def _rollout(env, steps: int, seed: int) -> tuple[float, float, int]:
     return step_time, reset_time, resets
 
 
-def _raw_mj_step_seconds(env, physics_steps: int, seed: int) -> float:
-    """Seconds per raw mj_step from states the env visits, with its last controls held."""
+def _raw_mj_step_seconds(env, steps: int, seed: int) -> float:
+    """Seconds per raw mj_step over the same states the env steps through: for each env step, the
+    physics state before it is restored and its substeps are re-run by mj_step alone, with the
+    controls (and linearised law) in force at that moment held."""
     rng = np.random.default_rng(seed)
+    m, d = env.model, env.data
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    snapshot = np.zeros(mujoco.mj_stateSize(m, spec))
     env.reset(seed=seed)
-    states = []
-    for _ in range(20):
-        env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
-        states.append((env.data.qpos.copy(), env.data.qvel.copy(), env.data.ctrl.copy()))
-    per_state = max(physics_steps // len(states), 1)
-    total = 0.0
-    for qpos, qvel, ctrl in states:
-        env.data.qpos[:], env.data.qvel[:], env.data.ctrl[:] = qpos, qvel, ctrl
-        mujoco.mj_forward(env.model, env.data)
+    total, physics_steps = 0.0, 0
+    for _ in range(steps):
+        mujoco.mj_getState(m, d, snapshot, spec)
+        wrap = m.wrap_prm.copy()
         t = time.perf_counter()
-        mujoco.mj_step(env.model, env.data, nstep=per_state)
+        mujoco.mj_step(m, d, nstep=env.config.substeps)
         total += time.perf_counter() - t
-    return total / (per_state * len(states))
+        physics_steps += env.config.substeps
+        mujoco.mj_setState(m, d, snapshot, spec)
+        m.wrap_prm[:] = wrap
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+        if terminated or truncated:
+            env.reset()
+    return total / physics_steps
 
 
 def measure(task: str, steps: int, pixel_steps: int) -> dict:
@@ -69,7 +75,7 @@ def measure(task: str, steps: int, pixel_steps: int) -> dict:
     env = sim.make(task)
     substeps = env.config.substeps
     step_s, reset_s, resets = _rollout(env, steps, seed=1)
-    raw = _raw_mj_step_seconds(env, physics_steps=steps * substeps // 2, seed=2)
+    raw = _raw_mj_step_seconds(env, steps, seed=1)
     env.close()
     out[f"{key}_state_env_steps_per_s"] = steps / step_s
     out[f"{key}_state_env_steps_per_s_with_resets"] = steps / (step_s + reset_s)

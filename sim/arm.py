@@ -111,7 +111,11 @@ class SimArm:
         self.data.ctrl[self.gripper_actuator] = float(np.clip(opening, 0.0, 1.0)) * MAX_GRIPPER_WIDTH
 
     def apply_law(self, target_position: np.ndarray, target_rotation: np.ndarray) -> None:
-        lin = self.law.linearize(self.state(), target_position, target_rotation)
+        # Views, not copies: the law reads the state and keeps nothing of it.
+        d = self.data
+        state = ArmState(q=d.qpos[self.qpos_adr], dq=d.qvel[self._dofs], position=d.site_xpos[self.ee_site],
+                         rotation=d.site_xmat[self.ee_site].reshape(3, 3), jacobian=self.jacobian())
+        lin = self.law.linearize(state, target_position, target_rotation)
         self.model.wrap_prm[self._wrap_slots] = lin.rows
         self.data.ctrl[self.task_actuators] = lin.setpoints
 
