@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +67,9 @@ class Batch:
     action: np.ndarray
     reward: np.ndarray
     next_obs: dict[str, np.ndarray]
-    discount: np.ndarray  # 0 where the episode terminated, 1 otherwise (truncation bootstraps)
+    # Multiplies gamma * Q(next_obs) in the target: 0 where the episode terminated (truncation
+    # bootstraps); gamma^(m-1) for an m-step return (1 for one step).
+    discount: np.ndarray
     intervened: np.ndarray
 
     @staticmethod
@@ -160,19 +163,38 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.transitions_written - self._first_valid()
 
-    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+    def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1,
+               gamma: float = 0.99) -> Batch:
+        """Uniform transitions. With n_step > 1 the reward is the discounted sum over up to n steps
+        of the same episode (fewer at its end) and next_obs the observation after the last of them."""
         low = self._first_valid()
         if self.transitions_written - low <= 0:
             raise RuntimeError("ReplayBuffer.sample on an empty buffer")
-        slots = rng.integers(low, self.transitions_written, size=batch_size) % self.capacity
+        index = rng.integers(low, self.transitions_written, size=batch_size)
+        slots = index % self.capacity
+        reward = self._reward[slots].copy()
+        next_frame = self._next_frame[slots].copy()
+        terminated = self._terminated[slots].copy()
+        discount = np.ones(batch_size, dtype=np.float32)
+        alive = ~(terminated | self._truncated[slots])
+        for k in range(1, n_step):
+            following = index + k
+            j = following % self.capacity
+            # The next transition continues this episode iff its observation is our next frame.
+            cont = alive & (following < self.transitions_written) & (self._obs_frame[j] == next_frame)
+            reward += np.where(cont, gamma**k * self._reward[j], 0.0).astype(np.float32)
+            next_frame = np.where(cont, self._next_frame[j], next_frame)
+            terminated = np.where(cont, self._terminated[j], terminated)
+            discount = np.where(cont, np.float32(gamma**k), discount)
+            alive = cont & ~(self._terminated[j] | self._truncated[j])
         obs_slots = self._obs_frame[slots] % self.capacity
-        next_slots = self._next_frame[slots] % self.capacity
+        next_slots = next_frame % self.capacity
         return Batch(
             obs={k: v[obs_slots] for k, v in self._frames.items()},
             action=self._action[slots],
-            reward=self._reward[slots],
+            reward=reward,
             next_obs={k: v[next_slots] for k, v in self._frames.items()},
-            discount=(~self._terminated[slots]).astype(np.float32),
+            discount=(discount * ~terminated).astype(np.float32),
             intervened=self._intervened[slots],
         )
 
@@ -218,7 +240,7 @@ class ReplayBuffer:
                 for name in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated",
                              "intervened"):
                     getattr(buf, f"_{name}")[:] = data[name]
-        except (OSError, KeyError, ValueError, json.JSONDecodeError) as err:
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"replay buffer file {path} is unreadable or corrupted: {err}") from err
         buf.frames_written = meta["frames_written"]
         buf.transitions_written = meta["transitions_written"]

@@ -109,8 +109,8 @@ def test_dense_reward_is_bounded_and_rises_towards_success(task):
         rewards.append(reward)
         if terminated or truncated:
             break
-    assert all(0.0 <= r <= 1.0 for r in rewards)
-    assert rewards[-1] == 1.0 and rewards[0] < 0.9
+    assert all(-1.0 <= r < 0.0 for r in rewards[:-1])
+    assert rewards[-1] == 0.0 and rewards[-2] > rewards[0]
 
 
 def test_gymnasium_make_uses_the_registered_ids():

@@ -5,8 +5,10 @@ Observation dict (see shared DESIGN): `proprio` (float32, layout in `metadata["p
 `object` (float32 task state, obs_mode "state"); `images` ({camera: uint8 HxWx3}, obs_mode "pixels");
 `privileged` (float32, sim-only full task state, when `privileged=True`).
 
-An episode ends with `terminated=True` on success (the sparse reward is 1 on that step) and with
-`truncated=True` when the step budget runs out first: learners must bootstrap through truncation.
+An episode ends with `terminated=True` on success and with `truncated=True` when the step budget runs
+out first: learners must bootstrap through truncation. Rewards: "sparse" is 1 on the success step and 0
+otherwise; "dense" is task progress minus 1 on every other step (in [-1, 0)) and 0 on success, so that
+finishing sooner always pays (a positive shaped reward would pay the policy to hover short of success).
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ class ManipulationEnv(gym.Env):
         raise NotImplementedError
 
     def _dense_reward(self) -> float:
+        """Task progress in [0, 1) for a step that did not succeed."""
         raise NotImplementedError
 
     def _gripper_command(self, command_opening: float | None) -> float | None:
@@ -227,7 +230,10 @@ class ManipulationEnv(gym.Env):
         # MuJoCo resets the state itself when the physics diverges; never pass that off as an episode.
         unstable = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
         success = self._success() and not unstable
-        reward = float(success) if cfg.reward == "sparse" else self._dense_reward()
+        if cfg.reward == "sparse":
+            reward = float(success)
+        else:  # shaped progress minus 1: every step costs, so finishing (reward 0) beats hovering
+            reward = 0.0 if success else self._dense_reward() - 1.0
         terminated = success
         truncated = (not terminated) and (self._steps >= cfg.episode_steps or unstable)
         info = {

@@ -43,4 +43,4 @@ class PickCubeEnv(ManipulationEnv):
         cube = self.cube_position()
         reach = 1.0 - np.tanh(10.0 * np.linalg.norm(cube - self.arm.ee_position))
         lift = np.clip((cube[2] - CUBE_HALF) / LIFT_HEIGHT, 0.0, 1.0)
-        return float((reach + 2.0 * lift) / 3.0) if not self._success() else 1.0
+        return float(0.99 * (reach + 2.0 * lift) / 3.0)

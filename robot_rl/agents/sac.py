@@ -1,0 +1,226 @@
+"""SAC with the RLPD design choices, for state and pixel observations (DrQ augmentation).
+
+- Critic ensemble (default 2, up to 10) as one batched module; LayerNorm in the critics; the target is
+  the minimum over a random subset of `critic_subset` target critics (REDQ/RLPD).
+- Update-to-data ratio: `utd` critic updates per environment step, then one actor and temperature update
+  (high-UTD critic-only updates). The training loop enforces it: updates = utd x env steps.
+- Learned temperature, initialised at `init_temperature` (1e-2), target entropy -|A|/2 by default.
+- Bootstrapping is masked by `terminated` only: a time-limit truncation still bootstraps.
+- Pixels: a conv encoder shared by actor and critics; its features are computed once per batch, trained
+  by the critic loss only (the actor sees them detached), with DrQ random-shift augmentation.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from robot_rl.networks import ConvEncoder, EnsembleMLP, TanhGaussianActor
+from robot_rl.replay import Batch, ObsSpec
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    hidden_dims: tuple[int, ...] = (256, 256)
+    num_critics: int = 2
+    critic_subset: int = 2
+    critic_layer_norm: bool = True
+    discount: float = 0.97
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1e-2
+    target_entropy: float | None = None  # None: -|A| / 2
+    backup_entropy: bool = False  # RLPD: no entropy term in the critic target
+    utd: int = 4  # critic updates per environment step
+    n_step: int = 1  # n-step returns (1: plain one-step TD)
+    batch_size: int = 256
+    feature_dim: int = 50  # per camera, pixel observations
+    augment_pad: int = 4  # DrQ random shift in pixels; 0 disables it
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str):
+            raise ValueError(f"SACConfig.{field} {why}, got {getattr(self, field)!r}")
+
+        object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
+        if not self.hidden_dims or min(self.hidden_dims) < 1:
+            bad("hidden_dims", "must be a non-empty list of positive sizes")
+        if not 1 <= self.num_critics <= 64:
+            bad("num_critics", "must be in [1, 64]")
+        if not 1 <= self.critic_subset <= self.num_critics:
+            bad("critic_subset", f"must be in [1, num_critics={self.num_critics}]")
+        if not 0.0 < self.discount < 1.0:
+            bad("discount", "must be in (0, 1)")
+        if not 0.0 < self.tau <= 1.0:
+            bad("tau", "must be in (0, 1]")
+        for name in ("actor_lr", "critic_lr", "temperature_lr", "init_temperature"):
+            if not getattr(self, name) > 0:
+                bad(name, "must be > 0")
+        if not isinstance(self.utd, int) or not 1 <= self.utd <= 100:
+            bad("utd", "must be an int in [1, 100]")
+        if not isinstance(self.n_step, int) or not 1 <= self.n_step <= 20:
+            bad("n_step", "must be an int in [1, 20]")
+        if not isinstance(self.batch_size, int) or self.batch_size < 2:
+            bad("batch_size", "must be an int >= 2")
+        if self.augment_pad < 0:
+            bad("augment_pad", "must be >= 0")
+
+
+def _vector_keys(spec: ObsSpec, privileged: bool) -> list[str]:
+    keys = [k for k in sorted(spec.shapes) if not k.startswith("images/") and k != "privileged"]
+    if privileged and "privileged" in spec.shapes:
+        keys.append("privileged")
+    return keys
+
+
+class SACAgent:
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(),
+                 device: str = "cpu"):
+        self.config, self.obs_spec, self.action_dim = config, obs_spec, action_dim
+        self.device = torch.device(device)
+        self.actor_keys = _vector_keys(obs_spec, privileged=False)
+        self.image_keys = sorted(k for k in obs_spec.shapes if k.startswith("images/"))
+        vector_dim = sum(int(np.prod(obs_spec.shapes[k])) for k in self.actor_keys)
+        self.encoder: ConvEncoder | None = None
+        image_dim = 0
+        if self.image_keys:
+            size = obs_spec.shapes[self.image_keys[0]][0]
+            cams = tuple(k.split("/", 1)[1] for k in self.image_keys)
+            self.encoder = ConvEncoder(cams, size, config.feature_dim).to(self.device)
+            image_dim = self.encoder.out_features
+        features = vector_dim + image_dim
+        self.actor = TanhGaussianActor(features, config.hidden_dims, action_dim).to(self.device)
+        self.critic = EnsembleMLP(config.num_critics, features + action_dim, config.hidden_dims, 1,
+                                  layer_norm=config.critic_layer_norm).to(self.device)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_temperature = torch.tensor(np.log(config.init_temperature), dtype=torch.float32,
+                                            device=self.device, requires_grad=True)
+        self.target_entropy = (config.target_entropy if config.target_entropy is not None
+                               else -action_dim / 2.0)
+        critic_params = list(self.critic.parameters())
+        if self.encoder is not None:
+            critic_params += list(self.encoder.parameters())
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.critic_lr)
+        self.temperature_optimizer = torch.optim.Adam([self.log_temperature], lr=config.temperature_lr)
+        self.updates = 0
+
+    @property
+    def temperature(self) -> torch.Tensor:
+        return self.log_temperature.detach().exp()
+
+    # -- features --------------------------------------------------------------------------------
+    def _tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
+
+    def features(self, obs: dict[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
+        parts = [obs[k].float().flatten(1) for k in self.actor_keys]
+        if self.encoder is not None:
+            images = {k.split("/", 1)[1]: obs[k] for k in self.image_keys}
+            parts.append(self.encoder(images, self.config.augment_pad if augment else 0))
+        return torch.cat(parts, dim=-1)
+
+    # -- acting ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def act(self, obs: dict[str, np.ndarray], deterministic: bool = False) -> np.ndarray:
+        """One action for one flat observation (no batch dimension)."""
+        batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
+        features = self.features(batch)
+        action = self.actor.deterministic(features) if deterministic else self.actor.sample(features)[0]
+        return action[0].cpu().numpy()
+
+    # -- learning --------------------------------------------------------------------------------
+    def critic_target_value(self, reward, discount, next_features) -> torch.Tensor:
+        """r + gamma * mask * (min over a random subset of target critics [- alpha log pi])."""
+        with torch.no_grad():
+            next_action, next_log_prob = self.actor.sample(next_features)
+            q_next = self.critic_target(torch.cat([next_features, next_action], -1)).squeeze(-1)  # (E, B)
+            if self.config.critic_subset < self.config.num_critics:
+                idx = torch.randperm(self.config.num_critics, device=self.device)[: self.config.critic_subset]
+                q_next = q_next[idx]
+            target = q_next.min(dim=0).values
+            if self.config.backup_entropy:
+                target = target - self.temperature * next_log_prob
+            return reward + self.config.discount * discount * target
+
+    def update_critic(self, batch: Batch) -> dict[str, float]:
+        obs, next_obs = self._tensors(batch.obs), self._tensors(batch.next_obs)
+        action = torch.as_tensor(batch.action, device=self.device)
+        reward = torch.as_tensor(batch.reward, device=self.device)
+        discount = torch.as_tensor(batch.discount, device=self.device)
+        features = self.features(obs, augment=True)
+        with torch.no_grad():
+            next_features = self.features(next_obs, augment=True)
+        target = self.critic_target_value(reward, discount, next_features)
+        q = self.critic(torch.cat([features, action], -1)).squeeze(-1)  # (E, B)
+        loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(dim=1).sum()
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_optimizer.step()
+        with torch.no_grad():
+            for p, p_target in zip(self.critic.parameters(), self.critic_target.parameters()):
+                p_target.lerp_(p, self.config.tau)
+        self.updates += 1
+        self._last_features = features.detach()
+        return {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
+
+    def update_actor(self, features: torch.Tensor) -> dict[str, float]:
+        """Actor and temperature step on detached features (the encoder learns from the critic only)."""
+        action, log_prob = self.actor.sample(features)
+        self.critic.requires_grad_(False)  # gradients to the action only, not to critic weights
+        q = self.critic(torch.cat([features, action], -1)).squeeze(-1).mean(dim=0)
+        self.critic.requires_grad_(True)
+        actor_loss = (self.temperature * log_prob - q).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optimizer.step()
+        entropy = -log_prob.detach().mean()
+        temperature_loss = self.log_temperature.exp() * (entropy - self.target_entropy)
+        self.temperature_optimizer.zero_grad(set_to_none=True)
+        temperature_loss.backward()
+        self.temperature_optimizer.step()
+        return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
+                "temperature": self.temperature.item()}
+
+    def update(self, batches: list[Batch]) -> dict[str, float]:
+        """`len(batches)` critic updates (the UTD), then one actor/temperature update."""
+        metrics: dict[str, float] = {}
+        for batch in batches:
+            metrics = self.update_critic(batch)
+        metrics.update(self.update_actor(self._last_features))
+        return metrics
+
+    # -- persistence -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {
+            "config": asdict(self.config),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "critic_target": self.critic_target.state_dict(),
+            "log_temperature": self.log_temperature.detach().clone(),
+            "actor_optimizer": self.actor_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "temperature_optimizer": self.temperature_optimizer.state_dict(),
+            "updates": self.updates,
+        }
+        if self.encoder is not None:
+            state["encoder"] = self.encoder.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.critic_target.load_state_dict(state["critic_target"])
+        if self.encoder is not None:
+            self.encoder.load_state_dict(state["encoder"])
+        with torch.no_grad():
+            self.log_temperature.copy_(state["log_temperature"])
+        self.actor_optimizer.load_state_dict(state["actor_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,132 @@
+"""Neural network building blocks: batched critic ensembles, a tanh-Gaussian actor, a small conv
+encoder with DrQ random-shift augmentation."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class EnsembleLinear(nn.Module):
+    """`n` independent linear layers applied as one batched matmul: (n, B, in) -> (n, B, out)."""
+
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, in_features, out_features))
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features))
+        bound = 1.0 / math.sqrt(in_features)  # nn.Linear's default init, per member
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """`n` MLPs with LayerNorm after each hidden layer (RLPD), evaluated in one pass per layer."""
+
+    def __init__(self, n: int, in_features: int, hidden: tuple[int, ...], out_features: int,
+                 layer_norm: bool = True):
+        super().__init__()
+        self.n = n
+        dims = (in_features, *hidden)
+        self.layers = nn.ModuleList(EnsembleLinear(n, a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.norm_scale = nn.ParameterList(nn.Parameter(torch.ones(n, 1, h)) for h in hidden) if layer_norm else None
+        self.norm_shift = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden) if layer_norm else None
+        self.head = EnsembleLinear(n, dims[-1], out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, in) shared by all members, or (n, B, in). Returns (n, B, out)."""
+        if x.dim() == 2:
+            x = x.unsqueeze(0).expand(self.n, -1, -1)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if self.norm_scale is not None:
+                x = F.layer_norm(x, x.shape[-1:]) * self.norm_scale[i] + self.norm_shift[i]
+            x = F.relu(x)
+        return self.head(x)
+
+
+def mlp(in_features: int, hidden: tuple[int, ...], out_features: int, layer_norm: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    dims = (in_features, *hidden)
+    for a, b in zip(dims[:-1], dims[1:]):
+        layers.append(nn.Linear(a, b))
+        if layer_norm:
+            layers.append(nn.LayerNorm(b))
+        layers.append(nn.ReLU())
+    layers.append(nn.Linear(dims[-1], out_features))
+    return nn.Sequential(*layers)
+
+
+class TanhGaussianActor(nn.Module):
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+    def __init__(self, in_features: int, hidden: tuple[int, ...], action_dim: int):
+        super().__init__()
+        self.net = mlp(in_features, hidden, 2 * action_dim)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.net(features).chunk(2, dim=-1)
+        log_std = self.LOG_STD_MIN + 0.5 * (self.LOG_STD_MAX - self.LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        return mean, log_std
+
+    def sample(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised action in (-1, 1) and its log-probability (with the tanh correction)."""
+        mean, log_std = self(features)
+        std = log_std.exp()
+        noise = torch.randn_like(mean)
+        pre_tanh = mean + std * noise
+        action = torch.tanh(pre_tanh)
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        # log(1 - tanh(x)^2) computed stably: 2 * (log 2 - x - softplus(-2x))
+        log_prob = log_prob - (2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))).sum(-1)
+        return action, log_prob
+
+    def deterministic(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(features)[0])
+
+
+def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DrQ augmentation: replicate-pad by `pad` pixels and crop back at a random integer offset, per
+    image. images: float (N, C, H, W)."""
+    n, _, h, w = images.shape
+    padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy.view(n, 1) + torch.arange(h).view(1, h))  # (n, h)
+    cols = (dx.view(n, 1) + torch.arange(w).view(1, w))  # (n, w)
+    batch = torch.arange(n).view(n, 1, 1)
+    # Advanced indexing on (N, H+2p, W+2p, C) gathers each image's crop in one op.
+    cropped = padded.permute(0, 2, 3, 1)[batch, rows.view(n, h, 1), cols.view(n, 1, w)]
+    return cropped.permute(0, 3, 1, 2)
+
+
+class ConvEncoder(nn.Module):
+    """Small conv trunk shared by all cameras (RLPD/SERL-sized), then a projection with LayerNorm.
+    uint8 (N, H, W, 3) per camera -> (N, feature_dim * cameras)."""
+
+    def __init__(self, cameras: tuple[str, ...], image_size: int, feature_dim: int = 50, channels: int = 32):
+        super().__init__()
+        self.cameras = cameras
+        self.trunk = nn.Sequential(
+            nn.Conv2d(3, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=1), nn.ReLU(),
+        )
+        with torch.no_grad():
+            flat = self.trunk(torch.zeros(1, 3, image_size, image_size)).numel()
+        self.project = nn.Sequential(nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
+        self.out_features = feature_dim * len(cameras)
+
+    def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0) -> torch.Tensor:
+        stacked = torch.cat([images[c] for c in self.cameras], dim=0)  # (cams * N, H, W, 3) uint8
+        x = stacked.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        if augment_pad > 0:
+            x = random_shift(x, augment_pad)
+        features = self.project(self.trunk(x).flatten(1))
+        return torch.cat(features.chunk(len(self.cameras), dim=0), dim=-1)

@@ -1,0 +1,343 @@
+"""Single-process training in simulation: demos, RLPD/SAC updates, deterministic evaluation, logs,
+checkpoints that resume exactly, and a learning-curve PNG.
+
+Run layout (`out_dir`):
+    config.json              the full TrainConfig of the run
+    checkpoint.pt            agent, optimisers, temperature, counters, RNG states (atomic)
+    online_buffer.npz        online replay (atomic), demo_buffer.npz: the demos
+    eval.jsonl               one line per evaluation: env_step, success_rate, mean_return, wall_s
+    learning_curve.png       success rate vs env steps
+    tensorboard/             TensorBoard event files
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import sim
+from robot_rl.agents.sac import SACAgent, SACConfig
+from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
+from sim.experts import expert_for
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: str = "PickCube-v0"
+    obs_mode: str = "state"
+    image_size: int = 64
+    cameras: tuple[str, ...] = ("front", "wrist")
+    seed: int = 0
+    total_env_steps: int = 10_000
+    num_demos: int = 10  # scripted-expert demos recorded when no demo file is given
+    demo_path: str | None = None  # a ReplayBuffer .npz of demos for this task
+    random_steps: int = 0  # uniform-random actions before the policy acts (RLPD with demos: 0)
+    learning_starts: int = 256  # online transitions before updates begin
+    buffer_capacity: int = 200_000
+    demo_ratio: float = 0.5  # fraction of each batch drawn from demos (RLPD symmetric sampling)
+    eval_every: int = 1_000
+    eval_episodes: int = 20
+    checkpoint_every: int = 2_000
+    out_dir: str = "runs/pick_cube_state"
+    torch_threads: int = 1
+    tensorboard: bool = True
+    wandb_project: str | None = None
+    progress: bool = True
+    agent: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, why: str):
+            raise ValueError(f"TrainConfig.{name} {why}, got {getattr(self, name)!r}")
+
+        if isinstance(self.agent, dict):
+            object.__setattr__(self, "agent", SACConfig(**self.agent))
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        if self.obs_mode not in ("state", "pixels"):
+            bad("obs_mode", "must be 'state' or 'pixels'")
+        for name, low in (("total_env_steps", 1), ("num_demos", 0), ("random_steps", 0),
+                          ("learning_starts", 1), ("buffer_capacity", 1000), ("eval_every", 1),
+                          ("eval_episodes", 1), ("checkpoint_every", 1), ("torch_threads", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                bad(name, f"must be an integer >= {low}")
+        if not 0.0 <= self.demo_ratio < 1.0:
+            bad("demo_ratio", "must be in [0, 1)")
+        if self.num_demos == 0 and self.demo_path is None and self.demo_ratio > 0:
+            object.__setattr__(self, "demo_ratio", 0.0)  # plain SAC: nothing to sample demos from
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """From plain values (YAML, overrides), checking keys and types; errors name the key."""
+        from robot_rl.config import build
+
+        return build(cls, values)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def make_env(cfg: TrainConfig):
+    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode}
+    if cfg.obs_mode == "pixels":
+        kwargs.update(image_size=cfg.image_size, cameras=cfg.cameras)
+    return sim.make(cfg.task, **kwargs)
+
+
+def record_demos(env, task: str, episodes: int, seed: int, capacity: int) -> ReplayBuffer:
+    """Successful scripted-expert episodes (seeds from `seed` on) in a buffer of their own."""
+    expert = expert_for(task, env)
+    obs, _ = env.reset(seed=seed)
+    buffer = ReplayBuffer(capacity, ObsSpec.from_obs(obs), env.action_space.shape[0])
+    recorded, attempt = 0, 0
+    while recorded < episodes:
+        if attempt > 3 * episodes + 10:
+            raise RuntimeError(f"the scripted expert succeeded in only {recorded} of {attempt} episodes")
+        obs, _ = env.reset(seed=seed + attempt)
+        expert.reset()
+        observations, actions, rewards = [obs], [], []
+        done = False
+        while not done:
+            action = expert.act(obs)
+            obs, reward, terminated, truncated, info = env.step(action)
+            observations.append(obs)
+            actions.append(info["executed_action"])
+            rewards.append(reward)
+            done = terminated or truncated
+        attempt += 1
+        if info["success"]:
+            buffer.add_episode(observations, actions, rewards, terminated, truncated)
+            recorded += 1
+    return buffer
+
+
+def evaluate(agent: SACAgent, env, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic (mean-action) evaluation on seeds disjoint from training's."""
+    successes, returns, lengths = 0, [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, total = False, 0.0
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(agent.act(flatten_obs(obs), deterministic=True))
+            total += reward
+            done = terminated or truncated
+        successes += int(info["success"])
+        returns.append(total)
+        lengths.append(env.steps)
+    return {"success_rate": successes / episodes, "mean_return": float(np.mean(returns)),
+            "mean_length": float(np.mean(lengths))}
+
+
+def plot_learning_curve(evals: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([e["env_step"] for e in evals], [e["success_rate"] for e in evals], marker="o")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic eval success")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title)
+    fig.tight_layout()
+    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    plt.close(fig)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg = cfg
+        self.out = Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.env = make_env(cfg)
+        self.eval_env = make_env(cfg)
+        obs, _ = self.env.reset(seed=cfg.seed)
+        self.obs_spec = ObsSpec.from_obs(obs)
+        self.action_dim = self.env.action_space.shape[0]
+        self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
+        self.online = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
+        self.demos: ReplayBuffer | None = None
+        self.env_steps = 0
+        self.episodes = 0
+        self.evals: list[dict] = []
+        self.wall_offset = 0.0
+        checkpoint = self.out / "checkpoint.pt"
+        self._write_config()
+        if resume and checkpoint.exists():
+            self._load(checkpoint)
+        else:
+            self.demos = self._initial_demos()
+            if self.demos is not None:
+                self.demos.save(self.out / "demo_buffer.npz")
+        self._writer = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.out / "tensorboard"))
+        self._wandb = None
+        if cfg.wandb_project:
+            import wandb  # optional: pip install wandb
+
+            self._wandb = wandb.init(project=cfg.wandb_project, config=asdict(cfg), dir=str(self.out))
+
+    # -- setup -----------------------------------------------------------------------------------
+    def _write_config(self) -> None:
+        text = json.dumps(asdict(self.cfg), indent=2).encode()
+        _atomic_write(self.out / "config.json", lambda f: f.write(text))
+
+    def _initial_demos(self) -> ReplayBuffer | None:
+        cfg = self.cfg
+        if cfg.demo_path is not None:
+            demos = ReplayBuffer.load(cfg.demo_path)
+            if demos.obs_spec.shapes != self.obs_spec.shapes or demos.action_dim != self.action_dim:
+                raise ValueError(
+                    f"demo file {cfg.demo_path} does not fit task {cfg.task} ({cfg.obs_mode}): it stores "
+                    f"observations {demos.obs_spec.shapes} and {demos.action_dim}-d actions, the task has "
+                    f"{self.obs_spec.shapes} and {self.action_dim}-d actions")
+            return demos
+        if cfg.num_demos == 0:
+            return None
+        demo_env = make_env(cfg)
+        demos = record_demos(demo_env, cfg.task, cfg.num_demos, seed=10_000_000 + cfg.seed,
+                             capacity=max(cfg.num_demos * 101 + 1, 1000))
+        demo_env.close()
+        return demos
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save(self) -> None:
+        """Buffers first, then the checkpoint that refers to them: a crash between the two leaves the
+        previous checkpoint, which still matches the previous buffers only if nothing was appended
+        since, so buffers carry the counters they were saved at and are checked on load."""
+        self.online.save(self.out / "online_buffer.npz")
+        state = {
+            "agent": self.agent.state_dict(),
+            "env_steps": self.env_steps,
+            "episodes": self.episodes,
+            "online_transitions": self.online.transitions_written,
+            "evals": self.evals,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "wall_s": self._wall(),
+        }
+        _atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
+
+    def _load(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.agent.load_state_dict(state["agent"])
+        except Exception as err:  # any unpickling/shape error: say which file
+            raise ValueError(f"checkpoint {path} is unreadable or does not match this config: {err}") from err
+        self.online = ReplayBuffer.load(self.out / "online_buffer.npz")
+        if self.online.transitions_written != state["online_transitions"]:
+            raise ValueError(f"{self.out / 'online_buffer.npz'} holds {self.online.transitions_written} "
+                             f"transitions but the checkpoint expects {state['online_transitions']}")
+        demo_file = self.out / "demo_buffer.npz"
+        self.demos = ReplayBuffer.load(demo_file) if demo_file.exists() else None
+        self.env_steps, self.episodes = state["env_steps"], state["episodes"]
+        self.evals = state["evals"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.wall_offset = state["wall_s"]
+
+    # -- loop ------------------------------------------------------------------------------------
+    def _wall(self) -> float:
+        return self.wall_offset + time.perf_counter() - self._start
+
+    def _sample(self) -> list[Batch]:
+        cfg = self.cfg
+        n_demo = int(round(cfg.agent.batch_size * cfg.demo_ratio)) if self.demos is not None else 0
+        batches = []
+        n, gamma = cfg.agent.n_step, cfg.agent.discount
+        for _ in range(cfg.agent.utd):
+            batch = self.online.sample(cfg.agent.batch_size - n_demo, self.rng, n, gamma)
+            if n_demo:
+                batch = Batch.concat(batch, self.demos.sample(n_demo, self.rng, n, gamma))
+            batches.append(batch)
+        return batches
+
+    def _log(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            if self._writer is not None:
+                self._writer.add_scalar(key, value, self.env_steps)
+        if self._wandb is not None:
+            self._wandb.log(metrics, step=self.env_steps)
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        self._start = time.perf_counter()
+        progress = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
+                            dynamic_ncols=True, file=sys.stderr)
+        obs, _ = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
+        self.online.start_episode(obs)
+        episode_return, metrics = 0.0, {}
+        last_checkpoint = self.env_steps
+        while self.env_steps < cfg.total_env_steps:
+            flat = flatten_obs(obs)
+            if self.env_steps < cfg.random_steps:
+                action = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
+            else:
+                action = self.agent.act(flat)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.online.add(info["executed_action"], reward, obs, terminated, truncated)
+            self.env_steps += 1
+            episode_return += reward
+            if len(self.online) >= cfg.learning_starts:
+                metrics = self.agent.update(self._sample())
+            if terminated or truncated:
+                self.episodes += 1
+                self._log({"train/episode_return": episode_return, "train/success": float(info["success"])})
+                obs, _ = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
+                self.online.start_episode(obs)
+                episode_return = 0.0
+            if self.env_steps % cfg.eval_every == 0 or self.env_steps == cfg.total_env_steps:
+                result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
+                result.update(env_step=self.env_steps, updates=self.agent.updates, wall_s=self._wall())
+                self.evals.append(result)
+                lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
+                _atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
+                self._log({f"eval/{k}": v for k, v in result.items() if k != "env_step"}
+                          | {f"train/{k}": v for k, v in metrics.items()})
+                plot_learning_curve(self.evals, self.out / "learning_curve.png",
+                                    f"{cfg.task} ({cfg.obs_mode})")
+                if progress is not None:
+                    progress.set_postfix(success=f"{result['success_rate']:.0%}", updates=self.agent.updates)
+            # Checkpoint at episode boundaries only: a resumed run starts a fresh episode.
+            if (terminated or truncated) and self.env_steps - last_checkpoint >= cfg.checkpoint_every:
+                self.save()
+                last_checkpoint = self.env_steps
+            if progress is not None:
+                progress.update(1)
+        if progress is not None:
+            progress.close()
+        self.save()
+        if self._writer is not None:
+            self._writer.close()
+        return {"env_steps": self.env_steps, "updates": self.agent.updates, "wall_s": self._wall(),
+                "evals": self.evals}

@@ -1,0 +1,175 @@
+"""SAC/RLPD losses against hand-computed values, the batched ensemble, and DrQ augmentation."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from robot_rl.agents.sac import SACAgent, SACConfig
+from robot_rl.networks import EnsembleMLP, random_shift
+from robot_rl.replay import Batch, ObsSpec
+
+torch.set_num_threads(1)
+SPEC = ObsSpec({"proprio": (3,)}, {"proprio": "float32"})
+
+
+def _batch(n=8, reward=1.0, discount=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    obs = {"proprio": rng.normal(size=(n, 3)).astype(np.float32)}
+    nxt = {"proprio": rng.normal(size=(n, 3)).astype(np.float32)}
+    return Batch(obs, rng.uniform(-1, 1, (n, 2)).astype(np.float32), np.full(n, reward, np.float32), nxt,
+                 np.full(n, discount, np.float32), np.zeros(n, bool))
+
+
+class _ConstantCritic(nn.Module):
+    def __init__(self, values):
+        super().__init__()
+        self.values = torch.tensor(values, dtype=torch.float32)
+
+    def forward(self, x):
+        return self.values.view(-1, 1, 1).expand(-1, x.shape[0], 1)
+
+
+def test_target_is_reward_plus_discounted_min_of_target_critics_and_truncation_bootstraps():
+    agent = SACAgent(SPEC, 2, SACConfig(num_critics=2, critic_subset=2, discount=0.9, backup_entropy=False))
+    agent.critic_target = _ConstantCritic([3.0, 2.0])
+    features = torch.zeros(4, 3)
+    reward = torch.tensor([1.0, 1.0, 0.0, 0.5])
+    mask = torch.tensor([1.0, 0.0, 1.0, 1.0])  # step 1 terminated; the others (incl. truncated) bootstrap
+    target = agent.critic_target_value(reward, mask, features)
+    torch.testing.assert_close(target, torch.tensor([1 + 0.9 * 2, 1.0, 0.9 * 2, 0.5 + 0.9 * 2]))
+
+
+def test_entropy_backup_subtracts_temperature_times_log_prob():
+    agent = SACAgent(SPEC, 2, SACConfig(backup_entropy=True, discount=0.5, init_temperature=0.5))
+    agent.critic_target = _ConstantCritic([1.0, 1.0])
+    torch.manual_seed(0)
+    target = agent.critic_target_value(torch.zeros(1), torch.ones(1), torch.zeros(1, 3))
+    torch.manual_seed(0)
+    _, log_prob = agent.actor.sample(torch.zeros(1, 3))
+    torch.testing.assert_close(target, 0.5 * (1.0 - 0.5 * log_prob))
+
+
+def test_random_subset_of_ten_critics():
+    agent = SACAgent(SPEC, 2, SACConfig(num_critics=10, critic_subset=2, discount=0.5))
+    agent.critic_target = _ConstantCritic(list(range(10, 20)))
+    torch.manual_seed(1)
+    values = {float(agent.critic_target_value(torch.zeros(1), torch.ones(1), torch.zeros(1, 3))) for _ in range(50)}
+    assert len(values) > 3 and min(values) >= 5 and max(values) <= 9  # 0.5 * (min of 2 distinct <= 18)
+
+
+def test_critic_regresses_to_the_target():
+    torch.manual_seed(0)
+    agent = SACAgent(SPEC, 2, SACConfig(critic_lr=1e-3))
+    batch = _batch(reward=1.0, discount=0.0)  # terminal: target is exactly the reward
+    first = agent.update_critic(batch)["critic_loss"]
+    for _ in range(200):
+        last = agent.update_critic(batch)["critic_loss"]
+    assert last < 0.01 * first
+    assert agent.updates == 201
+
+
+@pytest.mark.parametrize("target_entropy, direction", [(10.0, 1), (-100.0, -1)])
+def test_temperature_moves_toward_the_target_entropy(target_entropy, direction):
+    agent = SACAgent(SPEC, 2, SACConfig(target_entropy=target_entropy, init_temperature=0.01))
+    before = float(agent.temperature)
+    for _ in range(5):
+        agent.update_actor(torch.zeros(16, 3))
+    assert np.sign(float(agent.temperature) - before) == direction
+    assert agent.target_entropy == target_entropy
+    assert SACAgent(SPEC, 4).target_entropy == -2.0  # default: -|A| / 2
+
+
+def test_actor_update_leaves_critic_weights_alone_and_improves_q():
+    torch.manual_seed(0)
+    agent = SACAgent(SPEC, 2, SACConfig(init_temperature=1e-4, actor_lr=1e-2))
+    critic_before = [p.clone() for p in agent.critic.parameters()]
+    features = torch.zeros(64, 3)
+
+    def q_of_policy():
+        with torch.no_grad():
+            action = agent.actor.deterministic(features)
+            return float(agent.critic(torch.cat([features, action], -1)).mean())
+
+    before = q_of_policy()
+    for _ in range(50):
+        agent.update_actor(features)
+    assert q_of_policy() > before
+    for a, b in zip(critic_before, agent.critic.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_update_does_exactly_utd_critic_updates():
+    agent = SACAgent(SPEC, 2, SACConfig(utd=3))
+    metrics = agent.update([_batch(seed=i) for i in range(3)])
+    assert agent.updates == 3 and {"critic_loss", "actor_loss", "temperature"} <= set(metrics)
+
+
+def test_ensemble_equals_independent_mlps():
+    torch.manual_seed(0)
+    ens = EnsembleMLP(3, 5, (7, 6), 1, layer_norm=True)
+    with torch.no_grad():
+        for s in ens.norm_scale:
+            s.uniform_(0.5, 1.5)
+    x = torch.randn(4, 5)
+    out = ens(x)
+    for m in range(3):
+        h = x
+        for i, layer in enumerate(ens.layers):
+            h = h @ layer.weight[m] + layer.bias[m]
+            h = torch.nn.functional.layer_norm(h, h.shape[-1:]) * ens.norm_scale[i][m] + ens.norm_shift[i][m]
+            h = torch.relu(h)
+        torch.testing.assert_close(out[m], h @ ens.head.weight[m] + ens.head.bias[m])
+
+
+def test_tanh_gaussian_log_prob_matches_change_of_variables():
+    from robot_rl.networks import TanhGaussianActor
+
+    torch.manual_seed(0)
+    actor = TanhGaussianActor(3, (8,), 2)
+    features = torch.randn(5, 3)
+    torch.manual_seed(1)
+    action, log_prob = actor.sample(features)
+    mean, log_std = actor(features)
+    pre = torch.atanh(action.clamp(-0.999999, 0.999999))
+    normal = torch.distributions.Normal(mean, log_std.exp())
+    expected = (normal.log_prob(pre) - torch.log(1 - action.pow(2) + 1e-12)).sum(-1)
+    torch.testing.assert_close(log_prob, expected, atol=1e-3, rtol=1e-3)
+    assert action.abs().max() < 1
+
+
+def test_random_shift_crops_the_padded_image():
+    images = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).view(2, 1, 6, 6)
+    same = random_shift(images, pad=0)
+    torch.testing.assert_close(same, images)
+    torch.manual_seed(0)
+    shifted = random_shift(images, pad=2)
+    assert shifted.shape == images.shape
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="replicate")
+    for i in range(2):
+        crops = [padded[i, :, y:y + 6, x:x + 6] for y in range(5) for x in range(5)]
+        assert any(torch.equal(shifted[i], c) for c in crops)
+
+
+def test_pixel_agent_acts_and_updates():
+    spec = ObsSpec({"proprio": (3,), "images/front": (32, 32, 3), "images/wrist": (32, 32, 3)},
+                   {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
+    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8))
+    rng = np.random.default_rng(0)
+    obs = {"proprio": rng.normal(size=(4, 3)).astype(np.float32),
+           "images/front": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
+           "images/wrist": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}
+    action = agent.act({k: v[0] for k, v in obs.items()}, deterministic=True)
+    assert action.shape == (2,) and np.all(np.abs(action) < 1)
+    encoder_before = [p.clone() for p in agent.encoder.parameters()]
+    batch = Batch(obs, rng.uniform(-1, 1, (4, 2)).astype(np.float32), np.ones(4, np.float32), obs,
+                  np.ones(4, np.float32), np.zeros(4, bool))
+    agent.update([batch])
+    assert any(not torch.equal(a, b) for a, b in zip(encoder_before, agent.encoder.parameters()))
+
+
+@pytest.mark.parametrize("field, value", [("num_critics", 0), ("critic_subset", 5), ("discount", 1.0),
+                                          ("utd", 0), ("batch_size", 1), ("hidden_dims", ())])
+def test_config_errors_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        SACConfig(**{field: value})

@@ -1,0 +1,112 @@
+"""`robot-rl train` end to end: demos, updates per env step, checkpoints that resume exactly, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.replay import ObsSpec, ReplayBuffer
+from robot_rl.train import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_AGENT = {"hidden_dims": (32, 32), "batch_size": 32, "utd": 2}
+
+
+def _tiny(out, **overrides) -> TrainConfig:
+    values = dict(total_env_steps=300, num_demos=2, learning_starts=50, eval_every=150, eval_episodes=2,
+                  checkpoint_every=100, out_dir=str(out), progress=False, tensorboard=False, agent=TINY_AGENT)
+    values.update(overrides)
+    return TrainConfig.from_dict(values)
+
+
+def test_run_writes_its_artifacts_and_keeps_the_update_ratio(tmp_path):
+    result = Trainer(_tiny(tmp_path)).run()
+    assert result["env_steps"] == 300
+    # UTD is enforced: utd critic updates for every env step once learning has started.
+    assert result["updates"] == 2 * (300 - 50 + 1)
+    for name in ("config.json", "checkpoint.pt", "online_buffer.npz", "demo_buffer.npz", "eval.jsonl",
+                 "learning_curve.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    evals = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert [e["env_step"] for e in evals] == [150, 300]
+    assert json.loads((tmp_path / "config.json").read_text())["agent"]["utd"] == 2
+    demos = ReplayBuffer.load(tmp_path / "demo_buffer.npz")
+    assert demos.transitions_written > 10 and demos.sample(8, np.random.default_rng(0)).reward.max() == 1.0
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    straight = Trainer(_tiny(tmp_path / "a"))
+    straight.run()
+
+    crashed = Trainer(_tiny(tmp_path / "b"))
+    real_step = crashed.env.step
+    calls = {"n": 0}
+
+    def step_then_crash(action):
+        calls["n"] += 1
+        if calls["n"] > 260:
+            raise _Crash()
+        return real_step(action)
+
+    monkeypatch.setattr(crashed.env, "step", step_then_crash)
+    with pytest.raises(_Crash):
+        crashed.run()
+    resumed = Trainer(_tiny(tmp_path / "b"), resume=True)
+    assert 0 < resumed.env_steps < 260  # from the last checkpoint, at an episode boundary
+    resumed.run()
+    for a, b in zip(straight.agent.actor.parameters(), resumed.agent.actor.parameters()):
+        assert torch.equal(a, b)
+    assert straight.agent.updates == resumed.agent.updates
+    assert float(straight.agent.temperature) == float(resumed.agent.temperature)
+    assert (tmp_path / "a" / "eval.jsonl").read_text().count("\n") == \
+        (tmp_path / "b" / "eval.jsonl").read_text().count("\n")
+
+
+def test_demo_file_of_another_task_is_refused(tmp_path):
+    buf = ReplayBuffer(10, ObsSpec({"proprio": (13,), "object": (13,)}, {"proprio": "float32", "object": "float32"}), 3)
+    buf.save(tmp_path / "peg_demos.npz")
+    with pytest.raises(ValueError, match="does not fit task PickCube-v0"):
+        Trainer(_tiny(tmp_path / "run", demo_path=str(tmp_path / "peg_demos.npz")))
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(_tiny(tmp_path, total_env_steps=120, checkpoint_every=50)).run()
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint.pt"):
+        Trainer(_tiny(tmp_path), resume=True)
+
+
+@pytest.mark.parametrize("values, key", [({"total_env_steps": 0}, "total_env_steps"),
+                                         ({"obs_mode": "depth"}, "obs_mode"),
+                                         ({"agent": {"utd": "many"}}, "agent.utd"),
+                                         ({"demo_ratio": 1.0}, "demo_ratio"),
+                                         ({"task": "Nope-v0"}, "Nope-v0")])
+def test_bad_config_names_the_key(tmp_path, values, key):
+    with pytest.raises(ValueError, match=key):
+        Trainer(TrainConfig.from_dict({"out_dir": str(tmp_path), **values}))
+
+
+def test_cli_train_and_resume(tmp_path):
+    out = tmp_path / "run"
+    common = [sys.executable, "-m", "robot_rl.cli", "train", "--out", str(out)]
+    sets = ["total_env_steps=120", "num_demos=1", "learning_starts=40", "eval_every=60", "eval_episodes=1",
+            "checkpoint_every=50", "progress=false", "tensorboard=false", "agent.hidden_dims=[16,16]",
+            "agent.batch_size=16", "agent.utd=1"]
+    done = subprocess.run(common + ["--set", *sets], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["env_steps"] == 120 and summary["updates"] == 81
+    more = subprocess.run(common + ["--resume", "--set", "total_env_steps=180"], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert more.returncode == 0, more.stderr
+    assert json.loads(more.stdout.strip().splitlines()[-1])["env_steps"] == 180
+    bad = subprocess.run(common + ["--set", "agent.nope=1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert bad.returncode == 2 and "agent.nope" in bad.stderr and "Traceback" not in bad.stderr
