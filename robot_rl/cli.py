@@ -78,13 +78,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         values["out_dir"] = args.out
     cfg = TrainConfig.from_dict(values)
     print(f"robot-rl train: {cfg.task} ({cfg.obs_mode}), {cfg.total_env_steps} env steps, "
-          f"UTD {cfg.agent.utd}, {cfg.num_demos if cfg.demo_path is None else cfg.demo_path} demos -> {cfg.out_dir}",
+          f"UTD {cfg.agent.utd}, {cfg.num_demos if cfg.demo_path is None else cfg.demo_path} demos",
           file=sys.stderr)
-    result = Trainer(cfg, resume=args.resume).run()
+    trainer = Trainer(cfg, resume=args.resume)
+    result = trainer.run()
     final = result["evals"][-1] if result["evals"] else {}
     print(json.dumps({"env_steps": result["env_steps"], "updates": result["updates"],
                       "wall_s": round(result["wall_s"], 1), "final_success_rate": final.get("success_rate"),
-                      "out_dir": cfg.out_dir}))
+                      "out_dir": trainer.cfg.out_dir}))
     return 0
 
 
@@ -104,13 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
                     "eval.jsonl and learning_curve.png to the run directory.",
         epilog="examples:\n  robot-rl train\n  robot-rl train --set task=PegInsertion-v0 num_demos=20\n"
                "  robot-rl train --config my_run.yaml --set agent.utd=8\n"
-               "  robot-rl train --out runs/pick_cube_state --resume",
+               "  robot-rl train --out runs/my_run --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrainConfig keys")
     train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
                        help="override config keys, nested with dots (agent.utd=8)")
-    train.add_argument("--out", metavar="DIR", help="run directory (default: the config's out_dir)")
+    train.add_argument("--out", metavar="DIR",
+                       help="run directory (default: the config's out_dir, else runs/<task>_<obs>_<time>)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run in --out DIR from its last checkpoint")
     train.set_defaults(func=_cmd_train)

@@ -21,8 +21,10 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.weight, -bound, bound)
         nn.init.uniform_(self.bias, -bound, bound)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -38,16 +40,21 @@ class EnsembleMLP(nn.Module):
         self.norm_shift = nn.ParameterList(nn.Parameter(torch.zeros(n, 1, h)) for h in hidden) if layer_norm else None
         self.head = EnsembleLinear(n, dims[-1], out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, in) shared by all members, or (n, B, in). Returns (n, B, out)."""
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, in) shared by all members, or (n, B, in). Returns (n, B, out); with `members`
+        (indices) only those members are evaluated: (len(members), B, out)."""
+        n = self.n if members is None else len(members)
         if x.dim() == 2:
-            x = x.unsqueeze(0).expand(self.n, -1, -1)
+            x = x.unsqueeze(0).expand(n, -1, -1)
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = layer(x, members)
             if self.norm_scale is not None:
-                x = F.layer_norm(x, x.shape[-1:]) * self.norm_scale[i] + self.norm_shift[i]
+                scale, shift = self.norm_scale[i], self.norm_shift[i]
+                if members is not None:
+                    scale, shift = scale[members], shift[members]
+                x = F.layer_norm(x, x.shape[-1:]) * scale + shift
             x = F.relu(x)
-        return self.head(x)
+        return self.head(x, members)
 
 
 def mlp(in_features: int, hidden: tuple[int, ...], out_features: int, layer_norm: bool = False) -> nn.Sequential:

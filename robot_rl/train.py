@@ -12,6 +12,7 @@ Run layout (`out_dir`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -47,7 +48,7 @@ class TrainConfig:
     eval_every: int = 1_000
     eval_episodes: int = 20
     checkpoint_every: int = 2_000
-    out_dir: str = "runs/pick_cube_state"
+    out_dir: str | None = None  # None: runs/<task>_<obs_mode>_<date-time>
     torch_threads: int = 1
     tensorboard: bool = True
     wandb_project: str | None = None
@@ -166,8 +167,13 @@ def plot_learning_curve(evals: list[dict], path: Path, title: str) -> None:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False):
+        if cfg.out_dir is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            cfg = dataclasses.replace(cfg, out_dir=f"runs/{cfg.task.split('-')[0].lower()}_{cfg.obs_mode}_{stamp}")
         self.cfg = cfg
         self.out = Path(cfg.out_dir)
+        if not resume and (self.out / "checkpoint.pt").exists():
+            raise ValueError(f"{self.out} already holds a run: pass --resume to continue it, or another --out")
         self.out.mkdir(parents=True, exist_ok=True)
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)

@@ -26,8 +26,9 @@ class _ConstantCritic(nn.Module):
         super().__init__()
         self.values = torch.tensor(values, dtype=torch.float32)
 
-    def forward(self, x):
-        return self.values.view(-1, 1, 1).expand(-1, x.shape[0], 1)
+    def forward(self, x, members=None):
+        values = self.values if members is None else self.values[members]
+        return values.view(-1, 1, 1).expand(-1, x.shape[0], 1)
 
 
 def test_target_is_reward_plus_discounted_min_of_target_critics_and_truncation_bootstraps():
@@ -120,6 +121,8 @@ def test_ensemble_equals_independent_mlps():
             h = torch.nn.functional.layer_norm(h, h.shape[-1:]) * ens.norm_scale[i][m] + ens.norm_shift[i][m]
             h = torch.relu(h)
         torch.testing.assert_close(out[m], h @ ens.head.weight[m] + ens.head.bias[m])
+    members = torch.tensor([2, 0])
+    torch.testing.assert_close(ens(x, members), out[members])
 
 
 def test_tanh_gaussian_log_prob_matches_change_of_variables():

@@ -110,3 +110,20 @@ def test_cli_train_and_resume(tmp_path):
     assert json.loads(more.stdout.strip().splitlines()[-1])["env_steps"] == 180
     bad = subprocess.run(common + ["--set", "agent.nope=1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert bad.returncode == 2 and "agent.nope" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_finished_run_is_not_overwritten(tmp_path):
+    Trainer(_tiny(tmp_path, total_env_steps=60, learning_starts=20, eval_every=60)).run()
+    with pytest.raises(ValueError, match="--resume"):
+        Trainer(_tiny(tmp_path))
+
+
+def test_pixel_training_runs_end_to_end(tmp_path):
+    cfg = _tiny(tmp_path, obs_mode="pixels", image_size=32, cameras=("front", "wrist"), total_env_steps=80,
+                learning_starts=40, eval_every=80, eval_episodes=1,
+                agent={"hidden_dims": (32, 32), "batch_size": 16, "utd": 1, "feature_dim": 8, "precision": "bf16"})
+    trainer = Trainer(cfg)
+    result = trainer.run()
+    assert result["updates"] == 41
+    assert trainer.online.obs_spec.dtypes["images/front"] == "uint8"
+    assert trainer.online.obs_spec.shapes["images/wrist"] == (32, 32, 3)

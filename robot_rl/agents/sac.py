@@ -38,10 +38,13 @@ class SACConfig:
     target_entropy: float | None = None  # None: -|A| / 2
     backup_entropy: bool = False  # RLPD: no entropy term in the critic target
     utd: int = 4  # critic updates per environment step
-    n_step: int = 1  # n-step returns (1: plain one-step TD)
+    n_step: int = 3  # n-step returns over the same episode (1: plain one-step TD)
     batch_size: int = 256
     feature_dim: int = 50  # per camera, pixel observations
     augment_pad: int = 4  # DrQ random shift in pixels; 0 disables it
+    # "bf16": matmuls in bfloat16 under autocast (weights, optimiser and losses stay float32). About 4x
+    # faster matmuls on CPUs with AVX512-BF16/AMX and on GPUs; "fp32" is exact.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str):
@@ -69,6 +72,8 @@ class SACConfig:
             bad("batch_size", "must be an int >= 2")
         if self.augment_pad < 0:
             bad("augment_pad", "must be >= 0")
+        if self.precision not in ("fp32", "bf16"):
+            bad("precision", "must be 'fp32' or 'bf16'")
 
 
 def _vector_keys(spec: ObsSpec, privileged: bool) -> list[str]:
@@ -105,10 +110,16 @@ class SACAgent:
         critic_params = list(self.critic.parameters())
         if self.encoder is not None:
             critic_params += list(self.encoder.parameters())
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.critic_lr)
+        # fused Adam: one kernel over all parameters instead of a loop of small ops (~10% of an update)
+        fused = self.device.type in ("cpu", "cuda")
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=fused)
+        self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.critic_lr, fused=fused)
         self.temperature_optimizer = torch.optim.Adam([self.log_temperature], lr=config.temperature_lr)
         self.updates = 0
+
+    def _autocast(self):
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
+                              enabled=self.config.precision == "bf16")
 
     @property
     def temperature(self) -> torch.Tensor:
@@ -139,10 +150,10 @@ class SACAgent:
         """r + gamma * mask * (min over a random subset of target critics [- alpha log pi])."""
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(next_features)
-            q_next = self.critic_target(torch.cat([next_features, next_action], -1)).squeeze(-1)  # (E, B)
+            members = None  # evaluate only the sampled subset: 5x less target work for 10 critics
             if self.config.critic_subset < self.config.num_critics:
-                idx = torch.randperm(self.config.num_critics, device=self.device)[: self.config.critic_subset]
-                q_next = q_next[idx]
+                members = torch.randperm(self.config.num_critics, device=self.device)[: self.config.critic_subset]
+            q_next = self.critic_target(torch.cat([next_features, next_action], -1), members).squeeze(-1)
             target = q_next.min(dim=0).values
             if self.config.backup_entropy:
                 target = target - self.temperature * next_log_prob
@@ -153,11 +164,12 @@ class SACAgent:
         action = torch.as_tensor(batch.action, device=self.device)
         reward = torch.as_tensor(batch.reward, device=self.device)
         discount = torch.as_tensor(batch.discount, device=self.device)
-        features = self.features(obs, augment=True)
-        with torch.no_grad():
-            next_features = self.features(next_obs, augment=True)
-        target = self.critic_target_value(reward, discount, next_features)
-        q = self.critic(torch.cat([features, action], -1)).squeeze(-1)  # (E, B)
+        with self._autocast():
+            features = self.features(obs, augment=True)
+            with torch.no_grad():
+                next_features = self.features(next_obs, augment=True)
+            target = self.critic_target_value(reward, discount, next_features).float()
+            q = self.critic(torch.cat([features, action], -1)).squeeze(-1).float()  # (E, B)
         loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -166,15 +178,17 @@ class SACAgent:
             for p, p_target in zip(self.critic.parameters(), self.critic_target.parameters()):
                 p_target.lerp_(p, self.config.tau)
         self.updates += 1
-        self._last_features = features.detach()
+        self._last_features = features.detach().float()
         return {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
 
     def update_actor(self, features: torch.Tensor) -> dict[str, float]:
         """Actor and temperature step on detached features (the encoder learns from the critic only)."""
-        action, log_prob = self.actor.sample(features)
-        self.critic.requires_grad_(False)  # gradients to the action only, not to critic weights
-        q = self.critic(torch.cat([features, action], -1)).squeeze(-1).mean(dim=0)
-        self.critic.requires_grad_(True)
+        with self._autocast():
+            action, log_prob = self.actor.sample(features)
+            self.critic.requires_grad_(False)  # gradients to the action only, not to critic weights
+            q = self.critic(torch.cat([features, action], -1)).squeeze(-1).float().mean(dim=0)
+            self.critic.requires_grad_(True)
+        log_prob = log_prob.float()
         actor_loss = (self.temperature * log_prob - q).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
