@@ -13,6 +13,7 @@ torch.set_num_threads(1)
 SPEC = ObsSpec({"proprio": (3,)}, {"proprio": "float32"})
 
 
+
 def _batch(n=8, reward=1.0, discount=1.0, seed=0):
     rng = np.random.default_rng(seed)
     obs = {"proprio": rng.normal(size=(n, 3)).astype(np.float32)}
@@ -31,8 +32,17 @@ class _ConstantCritic(nn.Module):
         return values.view(-1, 1, 1).expand(-1, x.shape[0], 1)
 
 
+def test_precision_choice():
+    assert SACAgent(SPEC, 2, SACConfig(precision="fp32")).bf16 is False
+    assert SACAgent(SPEC, 2, SACConfig(precision="bf16")).bf16 is True
+    batch = _batch()
+    agent = SACAgent(SPEC, 2, SACConfig(precision="bf16"))
+    metrics = agent.update([batch])
+    assert np.isfinite(metrics["critic_loss"]) and all(p.dtype == torch.float32 for p in agent.critic.parameters())
+
+
 def test_target_is_reward_plus_discounted_min_of_target_critics_and_truncation_bootstraps():
-    agent = SACAgent(SPEC, 2, SACConfig(num_critics=2, critic_subset=2, discount=0.9, backup_entropy=False))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", num_critics=2, critic_subset=2, discount=0.9, backup_entropy=False))
     agent.critic_target = _ConstantCritic([3.0, 2.0])
     features = torch.zeros(4, 3)
     reward = torch.tensor([1.0, 1.0, 0.0, 0.5])
@@ -42,7 +52,7 @@ def test_target_is_reward_plus_discounted_min_of_target_critics_and_truncation_b
 
 
 def test_entropy_backup_subtracts_temperature_times_log_prob():
-    agent = SACAgent(SPEC, 2, SACConfig(backup_entropy=True, discount=0.5, init_temperature=0.5))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", backup_entropy=True, discount=0.5, init_temperature=0.5))
     agent.critic_target = _ConstantCritic([1.0, 1.0])
     torch.manual_seed(0)
     target = agent.critic_target_value(torch.zeros(1), torch.ones(1), torch.zeros(1, 3))
@@ -52,7 +62,7 @@ def test_entropy_backup_subtracts_temperature_times_log_prob():
 
 
 def test_random_subset_of_ten_critics():
-    agent = SACAgent(SPEC, 2, SACConfig(num_critics=10, critic_subset=2, discount=0.5))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", num_critics=10, critic_subset=2, discount=0.5))
     agent.critic_target = _ConstantCritic(list(range(10, 20)))
     torch.manual_seed(1)
     values = {float(agent.critic_target_value(torch.zeros(1), torch.ones(1), torch.zeros(1, 3))) for _ in range(50)}
@@ -61,7 +71,7 @@ def test_random_subset_of_ten_critics():
 
 def test_critic_regresses_to_the_target():
     torch.manual_seed(0)
-    agent = SACAgent(SPEC, 2, SACConfig(critic_lr=1e-3))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", critic_lr=1e-3))
     batch = _batch(reward=1.0, discount=0.0)  # terminal: target is exactly the reward
     first = agent.update_critic(batch)["critic_loss"]
     for _ in range(200):
@@ -72,7 +82,7 @@ def test_critic_regresses_to_the_target():
 
 @pytest.mark.parametrize("target_entropy, direction", [(10.0, 1), (-100.0, -1)])
 def test_temperature_moves_toward_the_target_entropy(target_entropy, direction):
-    agent = SACAgent(SPEC, 2, SACConfig(target_entropy=target_entropy, init_temperature=0.01))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", target_entropy=target_entropy, init_temperature=0.01))
     before = float(agent.temperature)
     for _ in range(5):
         agent.update_actor(torch.zeros(16, 3))
@@ -83,7 +93,7 @@ def test_temperature_moves_toward_the_target_entropy(target_entropy, direction):
 
 def test_actor_update_leaves_critic_weights_alone_and_improves_q():
     torch.manual_seed(0)
-    agent = SACAgent(SPEC, 2, SACConfig(init_temperature=1e-4, actor_lr=1e-2))
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", init_temperature=1e-4, actor_lr=1e-2))
     critic_before = [p.clone() for p in agent.critic.parameters()]
     features = torch.zeros(64, 3)
 

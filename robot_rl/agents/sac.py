@@ -42,9 +42,10 @@ class SACConfig:
     batch_size: int = 256
     feature_dim: int = 50  # per camera, pixel observations
     augment_pad: int = 4  # DrQ random shift in pixels; 0 disables it
-    # "bf16": matmuls in bfloat16 under autocast (weights, optimiser and losses stay float32). About 4x
-    # faster matmuls on CPUs with AVX512-BF16/AMX and on GPUs; "fp32" is exact.
-    precision: str = "fp32"
+    # "bf16": matmuls in bfloat16 under autocast (weights, optimiser and losses stay float32): 4x faster
+    # matmuls on CPUs with AVX512-BF16/AMX, 1.5-2x faster updates. "fp32": exact. "auto": bf16 where the
+    # hardware has native bf16 (CPU flags, or a CUDA device), else fp32.
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str):
@@ -72,8 +73,20 @@ class SACConfig:
             bad("batch_size", "must be an int >= 2")
         if self.augment_pad < 0:
             bad("augment_pad", "must be >= 0")
-        if self.precision not in ("fp32", "bf16"):
-            bad("precision", "must be 'fp32' or 'bf16'")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            bad("precision", "must be 'auto', 'fp32' or 'bf16'")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bfloat16 matmuls run natively (fast) here."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:  # not Linux: stay exact
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
 def _vector_keys(spec: ObsSpec, privileged: bool) -> list[str]:
@@ -88,6 +101,7 @@ class SACAgent:
                  device: str = "cpu"):
         self.config, self.obs_spec, self.action_dim = config, obs_spec, action_dim
         self.device = torch.device(device)
+        self.bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16(self.device))
         self.actor_keys = _vector_keys(obs_spec, privileged=False)
         self.image_keys = sorted(k for k in obs_spec.shapes if k.startswith("images/"))
         vector_dim = sum(int(np.prod(obs_spec.shapes[k])) for k in self.actor_keys)
@@ -118,8 +132,7 @@ class SACAgent:
         self.updates = 0
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
-                              enabled=self.config.precision == "bf16")
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     @property
     def temperature(self) -> torch.Tensor:
