@@ -41,7 +41,7 @@ def _batch(spec: ObsSpec, rng: np.random.Generator) -> Batch:
 
     return Batch(obs(), rng.uniform(-1, 1, (BATCH, ACTION_DIM)).astype(np.float32),
                  rng.uniform(size=BATCH).astype(np.float32), obs(), np.ones(BATCH, np.float32),
-                 np.zeros(BATCH, bool))
+                 np.zeros(BATCH, bool), np.zeros(BATCH, bool))
 
 
 class NaiveLoopSAC:

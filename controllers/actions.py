@@ -2,7 +2,10 @@
 
 An action is float32 in [-1, 1]^d laid out as [dx, dy, dz, (droll, dpitch, dyaw), (gripper)]. Deltas
 are scaled to metres / radians per step and applied to the measured end-effector pose, in the base
-frame or the end-effector frame. The gripper entry is an opening command: -1 closed, +1 open.
+frame or the end-effector frame. The gripper entry, with `gripper_mode`:
+- "absolute": an opening command, -1 closed, +1 open (continuous);
+- "toggle" (HIL-SERL's discrete gripper): <= -0.5 close, >= 0.5 open, in between keep the current command,
+  so a policy picks one of {close, stay, open} = {-1, 0, +1}.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from controllers.rotations import exp_map
 
 FRAMES = ("base", "ee")
+GRIPPER_MODES = ("absolute", "toggle")
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,7 @@ class ActionSpec:
     rotation_scale: float = 0.15  # radians per step at |a| = 1
     gripper: bool = True
     frame: str = "base"
+    gripper_mode: str = "absolute"
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.translation_scale) and 0 < self.translation_scale <= 0.2):
@@ -35,6 +40,8 @@ class ActionSpec:
             )
         if self.frame not in FRAMES:
             raise ValueError(f"ActionSpec.frame must be one of {FRAMES}, got {self.frame!r}")
+        if self.gripper_mode not in GRIPPER_MODES:
+            raise ValueError(f"ActionSpec.gripper_mode must be one of {GRIPPER_MODES}, got {self.gripper_mode!r}")
 
     @property
     def dim(self) -> int:
@@ -71,11 +78,23 @@ def validate_action(action, spec: ActionSpec) -> np.ndarray:
     return arr
 
 
+def gripper_opening(value: float, spec: ActionSpec, current_opening: float) -> float:
+    """Opening command in [0, 1] for a gripper action value in [-1, 1]."""
+    if spec.gripper_mode == "toggle":
+        if value <= -0.5:
+            return 0.0
+        if value >= 0.5:
+            return 1.0
+        return float(current_opening)
+    return float((value + 1.0) / 2.0)
+
+
 def action_to_command(
-    action, spec: ActionSpec, position: np.ndarray, rotation: np.ndarray
+    action, spec: ActionSpec, position: np.ndarray, rotation: np.ndarray, current_opening: float = 1.0
 ) -> EndEffectorCommand:
     """Target pose from a normalised action and the measured end-effector pose. Values outside
-    [-1, 1] are clipped (policies may overshoot); non-finite values raise."""
+    [-1, 1] are clipped (policies may overshoot); non-finite values raise. `current_opening` is the
+    gripper's present command, kept by a "stay" in toggle mode."""
     a = np.clip(validate_action(action, spec), -1.0, 1.0)
     delta_pos = a[:3] * spec.translation_scale
     target_rot = rotation
@@ -84,5 +103,5 @@ def action_to_command(
     if spec.rotation:
         delta_rot = exp_map(a[3:6] * spec.rotation_scale)
         target_rot = rotation @ delta_rot if spec.frame == "ee" else delta_rot @ rotation
-    gripper = float((a[-1] + 1.0) / 2.0) if spec.gripper else None
+    gripper = gripper_opening(a[-1], spec, current_opening) if spec.gripper else None
     return EndEffectorCommand(position=position + delta_pos, rotation=target_rot, gripper=gripper)

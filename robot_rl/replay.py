@@ -71,6 +71,7 @@ class Batch:
     # bootstraps); gamma^(m-1) for an m-step return (1 for one step).
     discount: np.ndarray
     intervened: np.ndarray
+    gripper_toggled: np.ndarray  # the step switched the gripper open<->closed (grasp penalty)
 
     @staticmethod
     def concat(a: "Batch", b: "Batch") -> "Batch":
@@ -81,6 +82,7 @@ class Batch:
             next_obs={k: np.concatenate([a.next_obs[k], b.next_obs[k]]) for k in a.next_obs},
             discount=np.concatenate([a.discount, b.discount]),
             intervened=np.concatenate([a.intervened, b.intervened]),
+            gripper_toggled=np.concatenate([a.gripper_toggled, b.gripper_toggled]),
         )
 
 
@@ -99,6 +101,7 @@ class ReplayBuffer:
         self._terminated = np.zeros(capacity, dtype=bool)
         self._truncated = np.zeros(capacity, dtype=bool)
         self._intervened = np.zeros(capacity, dtype=bool)
+        self._gripper_toggled = np.zeros(capacity, dtype=bool)
         self.frames_written = 0  # absolute counters: slot = index % capacity
         self.transitions_written = 0
         self._current_frame: int | None = None  # frame of the last observation of an open episode
@@ -117,7 +120,7 @@ class ReplayBuffer:
         self._current_frame = self._write_frame(flat)
 
     def add(self, action, reward: float, next_obs: dict, terminated: bool, truncated: bool,
-            intervened: bool = False) -> None:
+            intervened: bool = False, gripper_toggled: bool = False) -> None:
         """Add the transition from the episode's current observation; `next_obs` becomes current."""
         if self._current_frame is None:
             raise RuntimeError("ReplayBuffer.add called before start_episode(first observation)")
@@ -135,11 +138,12 @@ class ReplayBuffer:
         self._terminated[slot] = terminated
         self._truncated[slot] = truncated
         self._intervened[slot] = intervened
+        self._gripper_toggled[slot] = gripper_toggled
         self.transitions_written += 1
         self._current_frame = None if (terminated or truncated) else next_frame
 
     def add_episode(self, observations: list[dict], actions, rewards, terminated: bool, truncated: bool,
-                    intervened=None) -> None:
+                    intervened=None, gripper_toggled=None) -> None:
         """A whole episode: T+1 observations, T actions and rewards; the end flags apply to the last step."""
         steps = len(actions)
         if len(observations) != steps + 1 or len(rewards) != steps:
@@ -149,7 +153,8 @@ class ReplayBuffer:
         for t in range(steps):
             last = t == steps - 1
             self.add(actions[t], rewards[t], observations[t + 1], terminated and last, truncated and last,
-                     bool(intervened[t]) if intervened is not None else False)
+                     bool(intervened[t]) if intervened is not None else False,
+                     bool(gripper_toggled[t]) if gripper_toggled is not None else False)
 
     # -- reading ---------------------------------------------------------------------------------
     def _first_valid(self) -> int:
@@ -196,6 +201,7 @@ class ReplayBuffer:
             next_obs={k: v[next_slots] for k, v in self._frames.items()},
             discount=(discount * ~terminated).astype(np.float32),
             intervened=self._intervened[slots],
+            gripper_toggled=self._gripper_toggled[slots],
         )
 
     def nbytes(self) -> int:
@@ -213,7 +219,7 @@ class ReplayBuffer:
         arrays = {f"frame:{k}": v for k, v in self._frames.items()}
         arrays.update(obs_frame=self._obs_frame, next_frame=self._next_frame, action=self._action,
                       reward=self._reward, terminated=self._terminated, truncated=self._truncated,
-                      intervened=self._intervened, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+                      intervened=self._intervened, gripper_toggled=self._gripper_toggled, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -238,7 +244,7 @@ class ReplayBuffer:
                 for k in buf._frames:
                     buf._frames[k][:] = data[f"frame:{k}"]
                 for name in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated",
-                             "intervened"):
+                             "intervened", "gripper_toggled"):
                     getattr(buf, f"_{name}")[:] = data[name]
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"replay buffer file {path} is unreadable or corrupted: {err}") from err

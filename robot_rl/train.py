@@ -98,6 +98,12 @@ def _atomic_write(path: Path, write) -> None:
 
 def make_env(cfg: TrainConfig):
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode}
+    if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
+        task = sim.TASKS.get(cfg.task.split("/", 1)[-1])
+        if task is not None:
+            if not task.DEFAULT_CONFIG.action.gripper:
+                raise ValueError(f"agent.grasp_critic needs a task with a gripper action; {cfg.task} has none")
+            kwargs["action"] = dataclasses.replace(task.DEFAULT_CONFIG.action, gripper_mode="toggle")
     if cfg.obs_mode == "pixels":
         kwargs.update(image_size=cfg.image_size, cameras=cfg.cameras)
     return sim.make(cfg.task, **kwargs)
@@ -114,7 +120,7 @@ def record_demos(env, task: str, episodes: int, seed: int, capacity: int) -> Rep
             raise RuntimeError(f"the scripted expert succeeded in only {recorded} of {attempt} episodes")
         obs, _ = env.reset(seed=seed + attempt)
         expert.reset()
-        observations, actions, rewards = [obs], [], []
+        observations, actions, rewards, toggles = [obs], [], [], []
         done = False
         while not done:
             action = expert.act(obs)
@@ -122,10 +128,11 @@ def record_demos(env, task: str, episodes: int, seed: int, capacity: int) -> Rep
             observations.append(obs)
             actions.append(info["executed_action"])
             rewards.append(reward)
+            toggles.append(info["gripper_toggled"])
             done = terminated or truncated
         attempt += 1
         if info["success"]:
-            buffer.add_episode(observations, actions, rewards, terminated, truncated)
+            buffer.add_episode(observations, actions, rewards, terminated, truncated, gripper_toggled=toggles)
             recorded += 1
     return buffer
 
@@ -311,7 +318,8 @@ class Trainer:
             else:
                 action = self.agent.act(flat)
             obs, reward, terminated, truncated, info = self.env.step(action)
-            self.online.add(info["executed_action"], reward, obs, terminated, truncated)
+            self.online.add(info["executed_action"], reward, obs, terminated, truncated,
+                            gripper_toggled=info["gripper_toggled"])
             self.env_steps += 1
             episode_return += reward
             if len(self.online) >= cfg.learning_starts:

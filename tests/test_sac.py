@@ -19,7 +19,7 @@ def _batch(n=8, reward=1.0, discount=1.0, seed=0):
     obs = {"proprio": rng.normal(size=(n, 3)).astype(np.float32)}
     nxt = {"proprio": rng.normal(size=(n, 3)).astype(np.float32)}
     return Batch(obs, rng.uniform(-1, 1, (n, 2)).astype(np.float32), np.full(n, reward, np.float32), nxt,
-                 np.full(n, discount, np.float32), np.zeros(n, bool))
+                 np.full(n, discount, np.float32), np.zeros(n, bool), np.zeros(n, bool))
 
 
 class _ConstantCritic(nn.Module):
@@ -176,7 +176,7 @@ def test_pixel_agent_acts_and_updates():
     assert action.shape == (2,) and np.all(np.abs(action) < 1)
     encoder_before = [p.clone() for p in agent.encoder.parameters()]
     batch = Batch(obs, rng.uniform(-1, 1, (4, 2)).astype(np.float32), np.ones(4, np.float32), obs,
-                  np.ones(4, np.float32), np.zeros(4, bool))
+                  np.ones(4, np.float32), np.zeros(4, bool), np.zeros(4, bool))
     agent.update([batch])
     assert any(not torch.equal(a, b) for a, b in zip(encoder_before, agent.encoder.parameters()))
 
@@ -186,3 +186,42 @@ def test_pixel_agent_acts_and_updates():
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SACConfig(**{field: value})
+
+
+def test_grasp_labels_follow_the_env_thresholds():
+    values = torch.tensor([-1.0, -0.6, -0.4, 0.0, 0.49, 0.5, 1.0])
+    assert SACAgent.grasp_labels(values).tolist() == [0, 0, 1, 1, 1, 2, 2]
+
+
+def test_grasp_target_is_double_dqn_with_toggle_penalty():
+    agent = SACAgent(SPEC, 3, SACConfig(precision="fp32", grasp_critic=True, grasp_penalty=0.1, discount=0.5))
+    assert agent.continuous_dim == 2
+    agent.grasp = _ConstantHead([0.0, 5.0, 1.0])  # the online head prefers "stay"
+    agent.grasp_target = _ConstantHead([9.0, 2.0, 7.0])  # ...which the target values at 2, not its max 9
+    target = agent.grasp_target_value(torch.tensor([1.0, 0.0]), torch.tensor([1.0, 0.0]),
+                                      torch.tensor([1.0, 0.0]), torch.zeros(2, 3))
+    torch.testing.assert_close(target, torch.tensor([1.0 - 0.1 + 0.5 * 2.0, 0.0]))
+
+
+class _ConstantHead(nn.Module):
+    def __init__(self, values):
+        super().__init__()
+        self.values = torch.tensor(values)
+
+    def forward(self, x):
+        return self.values.expand(x.shape[0], -1)
+
+
+def test_grasp_agent_acts_with_three_way_gripper_and_learns():
+    torch.manual_seed(0)
+    agent = SACAgent(SPEC, 3, SACConfig(precision="fp32", grasp_critic=True, grasp_epsilon=0.0))
+    action = agent.act({"proprio": np.zeros(3, np.float32)}, deterministic=True)
+    assert action.shape == (3,) and action[-1] in (-1.0, 0.0, 1.0)
+    batch = _batch(n=32, reward=1.0, discount=0.0)
+    batch.action = np.concatenate([batch.action, np.ones((32, 1), np.float32)], -1)  # always "open"
+    batch.gripper_toggled = np.zeros(32, bool)
+    losses = [agent.update([batch])["grasp_loss"] for _ in range(100)]
+    assert losses[-1] < 0.05 * losses[0]
+    with torch.no_grad():
+        q = agent.grasp(torch.as_tensor(batch.obs["proprio"]))
+    assert torch.allclose(q[:, 2], torch.ones(32), atol=0.1)  # Q(open) -> reward of a terminal step

@@ -127,3 +127,23 @@ def test_pixel_training_runs_end_to_end(tmp_path):
     assert result["updates"] == 41
     assert trainer.online.obs_spec.dtypes["images/front"] == "uint8"
     assert trainer.online.obs_spec.shapes["images/wrist"] == (32, 32, 3)
+
+
+def test_discrete_gripper_run_uses_toggle_mode_and_resumes(tmp_path):
+    agent = {**TINY_AGENT, "grasp_critic": True}
+    trainer = Trainer(_tiny(tmp_path, total_env_steps=120, learning_starts=40, eval_every=120,
+                            checkpoint_every=50, agent=agent))
+    assert trainer.env.config.action.gripper_mode == "toggle"
+    trainer.run()
+    gripper = trainer.online.sample(64, np.random.default_rng(0)).action[:, -1]
+    assert set(np.unique(gripper)) <= {-1.0, 0.0, 1.0}
+    demos = trainer.demos.sample(64, np.random.default_rng(0))
+    assert demos.gripper_toggled.any()  # the expert closes the gripper once per demo
+    resumed = Trainer(_tiny(tmp_path, total_env_steps=120, agent=agent), resume=True)
+    for a, b in zip(trainer.agent.grasp.parameters(), resumed.agent.grasp.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_discrete_gripper_on_a_task_without_gripper_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="grasp_critic needs a task with a gripper"):
+        Trainer(_tiny(tmp_path, task="PegInsertion-v0", agent={**TINY_AGENT, "grasp_critic": True}))

@@ -6,6 +6,9 @@
   (high-UTD critic-only updates). The training loop enforces it: updates = utd x env steps.
 - Learned temperature, initialised at `init_temperature` (1e-2), target entropy -|A|/2 by default.
 - Bootstrapping is masked by `terminated` only: a time-limit truncation still bootstraps.
+- Discrete gripper (`grasp_critic=True`, HIL-SERL): the last action entry is chosen by a 3-way DQN head
+  over {close, stay, open} with a double-DQN target and a penalty per gripper toggle; the actor and the
+  critics handle the continuous entries only. The env runs its gripper in "toggle" mode.
 - Pixels: a conv encoder shared by actor and critics; its features are computed once per batch, trained
   by the critic loss only (the actor sees them detached), with DrQ random-shift augmentation.
 """
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robot_rl.networks import ConvEncoder, EnsembleMLP, TanhGaussianActor
+from robot_rl.networks import ConvEncoder, EnsembleMLP, TanhGaussianActor, mlp
 from robot_rl.replay import Batch, ObsSpec
 
 
@@ -46,6 +49,9 @@ class SACConfig:
     # matmuls on CPUs with AVX512-BF16/AMX, 1.5-2x faster updates. "fp32": exact. "auto": bf16 where the
     # hardware has native bf16 (CPU flags, or a CUDA device), else fp32.
     precision: str = "auto"
+    grasp_critic: bool = False  # discrete gripper head (HIL-SERL); the last action entry is the gripper
+    grasp_penalty: float = 0.02  # subtracted from the grasp head's reward on each gripper toggle
+    grasp_epsilon: float = 0.05  # exploration: a random gripper choice with this probability
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str):
@@ -73,6 +79,10 @@ class SACConfig:
             bad("batch_size", "must be an int >= 2")
         if self.augment_pad < 0:
             bad("augment_pad", "must be >= 0")
+        if self.grasp_penalty < 0:
+            bad("grasp_penalty", "must be >= 0")
+        if not 0.0 <= self.grasp_epsilon <= 1.0:
+            bad("grasp_epsilon", "must be in [0, 1]")
         if self.precision not in ("auto", "fp32", "bf16"):
             bad("precision", "must be 'auto', 'fp32' or 'bf16'")
 
@@ -113,14 +123,24 @@ class SACAgent:
             self.encoder = ConvEncoder(cams, size, config.feature_dim).to(self.device)
             image_dim = self.encoder.out_features
         features = vector_dim + image_dim
-        self.actor = TanhGaussianActor(features, config.hidden_dims, action_dim).to(self.device)
-        self.critic = EnsembleMLP(config.num_critics, features + action_dim, config.hidden_dims, 1,
+        if config.grasp_critic and action_dim < 2:
+            raise ValueError("SACConfig.grasp_critic needs an action with a gripper entry after the motion")
+        # Entries the actor and critics handle: all but the gripper when the grasp head chooses it.
+        self.continuous_dim = action_dim - 1 if config.grasp_critic else action_dim
+        self.actor = TanhGaussianActor(features, config.hidden_dims, self.continuous_dim).to(self.device)
+        self.critic = EnsembleMLP(config.num_critics, features + self.continuous_dim, config.hidden_dims, 1,
                                   layer_norm=config.critic_layer_norm).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_temperature = torch.tensor(np.log(config.init_temperature), dtype=torch.float32,
                                             device=self.device, requires_grad=True)
         self.target_entropy = (config.target_entropy if config.target_entropy is not None
-                               else -action_dim / 2.0)
+                               else -self.continuous_dim / 2.0)
+        self.grasp: torch.nn.Module | None = None
+        if config.grasp_critic:
+            self.grasp = mlp(features, config.hidden_dims, 3, layer_norm=True).to(self.device)
+            self.grasp_target = copy.deepcopy(self.grasp).requires_grad_(False)
+            self.grasp_optimizer = torch.optim.Adam(self.grasp.parameters(), lr=config.critic_lr)
+            self._rng = np.random.default_rng(0)
         critic_params = list(self.critic.parameters())
         if self.encoder is not None:
             critic_params += list(self.encoder.parameters())
@@ -156,7 +176,13 @@ class SACAgent:
         batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
         features = self.features(batch)
         action = self.actor.deterministic(features) if deterministic else self.actor.sample(features)[0]
-        return action[0].cpu().numpy()
+        action = action[0].cpu().numpy()
+        if self.grasp is not None:
+            choice = int(self.grasp(features)[0].argmax())
+            if not deterministic and self._rng.uniform() < self.config.grasp_epsilon:
+                choice = int(self._rng.integers(3))
+            action = np.append(action, np.float32(choice - 1))  # {close, stay, open} -> {-1, 0, +1}
+        return action
 
     # -- learning --------------------------------------------------------------------------------
     def critic_target_value(self, reward, discount, next_features) -> torch.Tensor:
@@ -182,7 +208,7 @@ class SACAgent:
             with torch.no_grad():
                 next_features = self.features(next_obs, augment=True)
             target = self.critic_target_value(reward, discount, next_features).float()
-            q = self.critic(torch.cat([features, action], -1)).squeeze(-1).float()  # (E, B)
+            q = self.critic(torch.cat([features, action[:, : self.continuous_dim]], -1)).squeeze(-1).float()
         loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -192,7 +218,36 @@ class SACAgent:
                 p_target.lerp_(p, self.config.tau)
         self.updates += 1
         self._last_features = features.detach().float()
-        return {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
+        metrics = {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
+        if self.grasp is not None:
+            toggled = torch.as_tensor(batch.gripper_toggled, device=self.device, dtype=torch.float32)
+            metrics["grasp_loss"] = self.update_grasp(self._last_features, action[:, -1], reward, discount,
+                                                      toggled, next_features.float())
+        return metrics
+
+    @staticmethod
+    def grasp_labels(gripper_values: torch.Tensor) -> torch.Tensor:
+        """Executed gripper entries -> {0: close, 1: stay, 2: open}, with the env's toggle thresholds."""
+        return (gripper_values >= 0.5).long() * 2 + ((gripper_values > -0.5) & (gripper_values < 0.5)).long()
+
+    def grasp_target_value(self, reward, discount, toggled, next_features) -> torch.Tensor:
+        """Double DQN: the online head picks the next choice, the target head values it."""
+        with torch.no_grad():
+            best = self.grasp(next_features).argmax(dim=-1, keepdim=True)
+            next_q = self.grasp_target(next_features).gather(-1, best).squeeze(-1)
+            return reward - self.config.grasp_penalty * toggled + self.config.discount * discount * next_q
+
+    def update_grasp(self, features, gripper_values, reward, discount, toggled, next_features) -> float:
+        target = self.grasp_target_value(reward, discount, toggled, next_features)
+        q = self.grasp(features).gather(-1, self.grasp_labels(gripper_values).unsqueeze(-1)).squeeze(-1)
+        loss = F.mse_loss(q, target)
+        self.grasp_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.grasp_optimizer.step()
+        with torch.no_grad():
+            for p, p_target in zip(self.grasp.parameters(), self.grasp_target.parameters()):
+                p_target.lerp_(p, self.config.tau)
+        return loss.item()
 
     def update_actor(self, features: torch.Tensor) -> dict[str, float]:
         """Actor and temperature step on detached features (the encoder learns from the critic only)."""
@@ -237,6 +292,11 @@ class SACAgent:
         }
         if self.encoder is not None:
             state["encoder"] = self.encoder.state_dict()
+        if self.grasp is not None:
+            state["grasp"] = self.grasp.state_dict()
+            state["grasp_target"] = self.grasp_target.state_dict()
+            state["grasp_optimizer"] = self.grasp_optimizer.state_dict()
+            state["grasp_rng"] = self._rng.bit_generator.state
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -250,4 +310,9 @@ class SACAgent:
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
         self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.temperature_optimizer.load_state_dict(state["temperature_optimizer"])
+        if self.grasp is not None:
+            self.grasp.load_state_dict(state["grasp"])
+            self.grasp_target.load_state_dict(state["grasp_target"])
+            self.grasp_optimizer.load_state_dict(state["grasp_optimizer"])
+            self._rng.bit_generator.state = state["grasp_rng"]
         self.updates = int(state["updates"])

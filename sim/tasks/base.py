@@ -198,9 +198,10 @@ class ManipulationEnv(gym.Env):
         self.safety.reset(self.arm.ee_position, self._reference_rotation, now=d.time)
         self._target_pos, self._target_rot, _ = self.safety.output(d.time, self.arm.ee_position,
                                                                    self.arm.ee_rotation)
+        self._gripper_opening = float(self.arm.data.ctrl[self.arm.gripper_actuator] / MAX_GRIPPER_WIDTH)
         hold = np.zeros(self.config.action.dim)
-        if self.config.action.gripper:
-            hold[-1] = 2.0 * self.arm.data.ctrl[self.arm.gripper_actuator] / MAX_GRIPPER_WIDTH - 1.0
+        if self.config.action.gripper and self.config.action.gripper_mode == "absolute":
+            hold[-1] = 2.0 * self._gripper_opening - 1.0  # toggle mode: 0 already means "stay"
         self._pending_actions = collections.deque([hold] * self._sample.action_latency_steps)
         self._steps = 0
         info = {"success": False, "randomization": self._sample.as_dict()}
@@ -215,14 +216,18 @@ class ManipulationEnv(gym.Env):
         position, rotation = self.arm.ee_position, self.arm.ee_rotation
         # Deltas move the previous target, not the measured pose: motion that the arm's dynamics
         # add on an axis the action leaves at zero is then corrected instead of kept.
-        command = action_to_command(executed, cfg.action, self._target_pos, self._target_rot)
+        command = action_to_command(executed, cfg.action, self._target_pos, self._target_rot,
+                                    current_opening=self._gripper_opening)
         target_rot = command.rotation if cfg.action.rotation else self._reference_rotation
         status = self.safety.submit(command.position, target_rot, now=self.data.time,
                                     measured_position=position)
         target_pos, target_rot, hold = self.safety.output(self.data.time, position, rotation)
         self._target_pos, self._target_rot = target_pos, target_rot
         gripper = self._gripper_command(command.gripper)
+        toggled = False
         if gripper is not None:
+            toggled = (gripper >= 0.5) != (self._gripper_opening >= 0.5)
+            self._gripper_opening = gripper
             self.arm.set_gripper(gripper)
         self.arm.step(target_pos, target_rot, cfg.substeps)
         self._steps += 1
@@ -238,6 +243,7 @@ class ManipulationEnv(gym.Env):
         truncated = (not terminated) and (self._steps >= cfg.episode_steps or unstable)
         info = {
             "physics_unstable": unstable,
+            "gripper_toggled": toggled,  # the gripper switched between open and closed this step
             "success": success,
             "is_success": success,
             "executed_action": executed.astype(np.float32),
