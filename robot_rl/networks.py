@@ -137,3 +137,26 @@ class ConvEncoder(nn.Module):
             x = random_shift(x, augment_pad)
         features = self.project(self.trunk(x).flatten(1))
         return torch.cat(features.chunk(len(self.cameras), dim=0), dim=-1)
+
+
+class ObservationEncoder(nn.Module):
+    """A flat observation dict -> one feature vector: vector entries concatenated (all but
+    `privileged`, which a real robot does not have) and, for images, the conv encoder's features."""
+
+    def __init__(self, shapes: dict[str, tuple[int, ...]], feature_dim: int = 50):
+        super().__init__()
+        self.vector_keys = sorted(k for k in shapes if not k.startswith("images/") and k != "privileged")
+        self.image_keys = sorted(k for k in shapes if k.startswith("images/"))
+        self.conv: ConvEncoder | None = None
+        out = sum(math.prod(shapes[k]) for k in self.vector_keys)
+        if self.image_keys:
+            cameras = tuple(k.split("/", 1)[1] for k in self.image_keys)
+            self.conv = ConvEncoder(cameras, shapes[self.image_keys[0]][0], feature_dim)
+            out += self.conv.out_features
+        self.out_features = out
+
+    def forward(self, obs: dict[str, torch.Tensor], augment_pad: int = 0) -> torch.Tensor:
+        parts = [obs[k].float().flatten(1) for k in self.vector_keys]
+        if self.conv is not None:
+            parts.append(self.conv({k.split("/", 1)[1]: obs[k] for k in self.image_keys}, augment_pad))
+        return torch.cat(parts, dim=-1)

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import sim
+from robot_rl.agents.bc import BCAgent, BCConfig
 from robot_rl.agents.sac import SACAgent, SACConfig
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 from sim.experts import expert_for
@@ -53,7 +54,9 @@ class TrainConfig:
     tensorboard: bool = True
     wandb_project: str | None = None
     progress: bool = True
+    algorithm: str = "sac"  # "sac" (SAC/RLPD, online) or "bc" (behaviour cloning on the demos)
     agent: SACConfig = field(default_factory=SACConfig)
+    bc: BCConfig = field(default_factory=BCConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -61,6 +64,12 @@ class TrainConfig:
 
         if isinstance(self.agent, dict):
             object.__setattr__(self, "agent", SACConfig(**self.agent))
+        if isinstance(self.bc, dict):
+            object.__setattr__(self, "bc", BCConfig(**self.bc))
+        if self.algorithm not in ("sac", "bc"):
+            bad("algorithm", "must be 'sac' or 'bc'")
+        if self.algorithm == "bc" and self.num_demos == 0 and self.demo_path is None:
+            bad("num_demos", "must be > 0 (or demo_path given) for algorithm 'bc'")
         object.__setattr__(self, "cameras", tuple(self.cameras))
         if self.obs_mode not in ("state", "pixels"):
             bad("obs_mode", "must be 'state' or 'pixels'")
@@ -154,15 +163,15 @@ def evaluate(agent: SACAgent, env, episodes: int, seed: int) -> dict[str, float]
             "mean_length": float(np.mean(lengths))}
 
 
-def plot_learning_curve(evals: list[dict], path: Path, title: str) -> None:
+def plot_learning_curve(evals: list[dict], path: Path, title: str, x: str = "env_step") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([e["env_step"] for e in evals], [e["success_rate"] for e in evals], marker="o")
-    ax.set_xlabel("environment steps")
+    ax.plot([e[x] for e in evals], [e["success_rate"] for e in evals], marker="o")
+    ax.set_xlabel("environment steps" if x == "env_step" else "gradient updates")
     ax.set_ylabel("deterministic eval success")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -190,7 +199,10 @@ class Trainer:
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)
         self.action_dim = self.env.action_space.shape[0]
-        self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
+        if cfg.algorithm == "bc":
+            self.agent = BCAgent(self.obs_spec, self.action_dim, cfg.bc)
+        else:
+            self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
         self.online = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
         self.demos: ReplayBuffer | None = None
         self.env_steps = 0
@@ -298,9 +310,29 @@ class Trainer:
         if self._wandb is not None:
             self._wandb.log(metrics, step=self.env_steps)
 
+    def _run_bc(self) -> dict:
+        """Behaviour cloning: gradient steps on the demos only, evaluated five times along the way."""
+        cfg = self.cfg
+        every = max(cfg.bc.updates // 5, 1)
+        while self.agent.updates < cfg.bc.updates:
+            metrics = self.agent.update(self.demos.sample(cfg.bc.batch_size, self.rng))
+            if self.agent.updates % every == 0 or self.agent.updates == cfg.bc.updates:
+                result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
+                result.update(env_step=0, updates=self.agent.updates, wall_s=self._wall())
+                self.evals.append(result)
+                self._log({f"eval/{k}": v for k, v in result.items()} | {f"train/{k}": v for k, v in metrics.items()})
+        lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
+        _atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
+        plot_learning_curve(self.evals, self.out / "learning_curve.png", f"BC {cfg.task} ({cfg.obs_mode})",
+                            x="updates")
+        self.save()
+        return {"env_steps": 0, "updates": self.agent.updates, "wall_s": self._wall(), "evals": self.evals}
+
     def run(self) -> dict:
         cfg = self.cfg
         self._start = time.perf_counter()
+        if cfg.algorithm == "bc":
+            return self._run_bc()
         progress = None
         if cfg.progress:
             from tqdm import tqdm

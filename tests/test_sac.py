@@ -175,6 +175,7 @@ def test_pixel_agent_acts_and_updates():
     action = agent.act({k: v[0] for k, v in obs.items()}, deterministic=True)
     assert action.shape == (2,) and np.all(np.abs(action) < 1)
     encoder_before = [p.clone() for p in agent.encoder.parameters()]
+    assert encoder_before
     batch = Batch(obs, rng.uniform(-1, 1, (4, 2)).astype(np.float32), np.ones(4, np.float32), obs,
                   np.ones(4, np.float32), np.zeros(4, bool), np.zeros(4, bool))
     agent.update([batch])

@@ -147,3 +147,25 @@ def test_discrete_gripper_run_uses_toggle_mode_and_resumes(tmp_path):
 def test_discrete_gripper_on_a_task_without_gripper_is_refused(tmp_path):
     with pytest.raises(ValueError, match="grasp_critic needs a task with a gripper"):
         Trainer(_tiny(tmp_path, task="PegInsertion-v0", agent={**TINY_AGENT, "grasp_critic": True}))
+
+
+def test_behaviour_cloning_baseline_imitates_the_demos(tmp_path):
+    cfg = _tiny(tmp_path, algorithm="bc", num_demos=5, eval_episodes=3,
+                bc={"updates": 400, "batch_size": 64, "hidden_dims": (64, 64)})
+    trainer = Trainer(cfg)
+    batch = trainer.demos.sample(256, np.random.default_rng(0))
+
+    def demo_error():
+        predicted = np.stack([trainer.agent.act({k: v[i] for k, v in batch.obs.items()}) for i in range(256)])
+        return float(np.mean((predicted - np.clip(batch.action, -1, 1)) ** 2))
+
+    before = demo_error()
+    result = trainer.run()
+    assert result["updates"] == 400 and len(result["evals"]) == 5
+    assert (tmp_path / "learning_curve.png").exists()
+    assert demo_error() < 0.3 * before
+
+
+def test_bc_needs_demos(tmp_path):
+    with pytest.raises(ValueError, match="num_demos"):
+        TrainConfig.from_dict({"algorithm": "bc", "num_demos": 0, "out_dir": str(tmp_path)})

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robot_rl.networks import ConvEncoder, EnsembleMLP, TanhGaussianActor, mlp
+from robot_rl.networks import EnsembleMLP, ObservationEncoder, TanhGaussianActor, mlp
 from robot_rl.replay import Batch, ObsSpec
 
 
@@ -99,30 +99,14 @@ def native_bf16(device: torch.device) -> bool:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
-def _vector_keys(spec: ObsSpec, privileged: bool) -> list[str]:
-    keys = [k for k in sorted(spec.shapes) if not k.startswith("images/") and k != "privileged"]
-    if privileged and "privileged" in spec.shapes:
-        keys.append("privileged")
-    return keys
-
-
 class SACAgent:
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(),
                  device: str = "cpu"):
         self.config, self.obs_spec, self.action_dim = config, obs_spec, action_dim
         self.device = torch.device(device)
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16(self.device))
-        self.actor_keys = _vector_keys(obs_spec, privileged=False)
-        self.image_keys = sorted(k for k in obs_spec.shapes if k.startswith("images/"))
-        vector_dim = sum(int(np.prod(obs_spec.shapes[k])) for k in self.actor_keys)
-        self.encoder: ConvEncoder | None = None
-        image_dim = 0
-        if self.image_keys:
-            size = obs_spec.shapes[self.image_keys[0]][0]
-            cams = tuple(k.split("/", 1)[1] for k in self.image_keys)
-            self.encoder = ConvEncoder(cams, size, config.feature_dim).to(self.device)
-            image_dim = self.encoder.out_features
-        features = vector_dim + image_dim
+        self.encoder = ObservationEncoder(obs_spec.shapes, config.feature_dim).to(self.device)
+        features = self.encoder.out_features
         if config.grasp_critic and action_dim < 2:
             raise ValueError("SACConfig.grasp_critic needs an action with a gripper entry after the motion")
         # Entries the actor and critics handle: all but the gripper when the grasp head chooses it.
@@ -141,9 +125,7 @@ class SACAgent:
             self.grasp_target = copy.deepcopy(self.grasp).requires_grad_(False)
             self.grasp_optimizer = torch.optim.Adam(self.grasp.parameters(), lr=config.critic_lr)
             self._rng = np.random.default_rng(0)
-        critic_params = list(self.critic.parameters())
-        if self.encoder is not None:
-            critic_params += list(self.encoder.parameters())
+        critic_params = list(self.critic.parameters()) + list(self.encoder.parameters())
         # fused Adam: one kernel over all parameters instead of a loop of small ops (~10% of an update)
         fused = self.device.type in ("cpu", "cuda")
         self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=fused)
@@ -163,11 +145,7 @@ class SACAgent:
         return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
 
     def features(self, obs: dict[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
-        parts = [obs[k].float().flatten(1) for k in self.actor_keys]
-        if self.encoder is not None:
-            images = {k.split("/", 1)[1]: obs[k] for k in self.image_keys}
-            parts.append(self.encoder(images, self.config.augment_pad if augment else 0))
-        return torch.cat(parts, dim=-1)
+        return self.encoder(obs, self.config.augment_pad if augment else 0)
 
     # -- acting ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -290,8 +268,7 @@ class SACAgent:
             "temperature_optimizer": self.temperature_optimizer.state_dict(),
             "updates": self.updates,
         }
-        if self.encoder is not None:
-            state["encoder"] = self.encoder.state_dict()
+        state["encoder"] = self.encoder.state_dict()
         if self.grasp is not None:
             state["grasp"] = self.grasp.state_dict()
             state["grasp_target"] = self.grasp_target.state_dict()
@@ -303,8 +280,7 @@ class SACAgent:
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.critic_target.load_state_dict(state["critic_target"])
-        if self.encoder is not None:
-            self.encoder.load_state_dict(state["encoder"])
+        self.encoder.load_state_dict(state["encoder"])
         with torch.no_grad():
             self.log_temperature.copy_(state["log_temperature"])
         self.actor_optimizer.load_state_dict(state["actor_optimizer"])
