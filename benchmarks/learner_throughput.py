@@ -5,19 +5,20 @@
 Full SAC update = one critic update + one actor/temperature update, batch 256, 2x256 MLPs.
 - state batches, 2 and 10 critics: our batched ensemble (one baddbmm per layer) vs a naive baseline
   that loops over separate nn.Sequential critics (what peers do), both eager;
-- the batched ensemble under torch.compile, when it compiles here (compile time reported);
+- the batched ensemble with bf16 autocast (precision="bf16"), and that under torch.compile when it
+  compiles here (compile time reported);
 - pixel batches (two 64x64 cameras, DrQ shift, shared conv encoder): full updates/s.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from report import report
 from torch import nn
 
 from robot_rl.agents.sac import SACAgent, SACConfig
@@ -94,10 +95,11 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--seconds", type=float, default=None, help="timing window per figure")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    seconds = 3.0 if args.quick else 10.0
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
     rng = np.random.default_rng(0)
     results: dict[str, object] = {"torch_version": torch.__version__, "threads": args.threads, "batch": BATCH}
 
@@ -110,7 +112,8 @@ def main() -> None:
         naive = NaiveLoopSAC(critics, flat_obs.shape[1])
         results[f"state_{critics}_critics_naive_loop_updates_per_s"] = _rate(
             lambda: naive.update(flat_obs, act, rew, flat_obs, msk), seconds)
-        agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1))
+        agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1,
+                                                          precision="fp32"))
         results[f"state_{critics}_critics_batched_updates_per_s"] = _rate(lambda: agent.update([state_batch]), seconds)
         results[f"state_{critics}_critics_speedup_vs_naive"] = (
             results[f"state_{critics}_critics_batched_updates_per_s"]
@@ -122,7 +125,8 @@ def main() -> None:
             results[f"state_{critics}_critics_batched_bf16_updates_per_s"]
             / results[f"state_{critics}_critics_naive_loop_updates_per_s"])
         if not args.no_compile:
-            agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1))
+            agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1,
+                                                              precision="bf16"))
             try:
                 agent.critic = torch.compile(agent.critic)
                 agent.critic_target = torch.compile(agent.critic_target)
@@ -130,7 +134,7 @@ def main() -> None:
                 start = time.perf_counter()
                 agent.update([state_batch])
                 results[f"state_{critics}_critics_compile_s"] = time.perf_counter() - start
-                results[f"state_{critics}_critics_batched_compiled_updates_per_s"] = _rate(
+                results[f"state_{critics}_critics_batched_bf16_compiled_updates_per_s"] = _rate(
                     lambda: agent.update([state_batch]), seconds)
             except Exception as err:  # no compiler toolchain: report instead of failing
                 results[f"state_{critics}_critics_compile_error"] = f"{type(err).__name__}: {err}"[:300]
@@ -138,15 +142,11 @@ def main() -> None:
     pixel_spec = ObsSpec({"proprio": (13,), "images/front": (64, 64, 3), "images/wrist": (64, 64, 3)},
                          {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
     pixel_batch = _batch(pixel_spec, rng)
-    agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1))
+    agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision="fp32"))
     results["pixels_2x64_2_critics_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
     agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision="bf16"))
     results["pixels_2x64_2_critics_bf16_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
-    for key, value in results.items():
-        print(f"{key:55s} {value:.2f}" if isinstance(value, float) else f"{key:55s} {value}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, args.out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ of its physics substeps (the controller overhead). Resets are timed separately.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -21,6 +20,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sim  # noqa: E402
+from report import report  # noqa: E402
 
 
 def _rollout(env, steps: int, seed: int) -> tuple[float, float, int]:
@@ -113,11 +113,7 @@ def main() -> None:
     }
     for task in args.tasks:
         results.update(measure(task, steps, pixel_steps))
-    for key, value in results.items():
-        print(f"{key:48s} {value:.3f}" if isinstance(value, float) else f"{key:48s} {value}")
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+    report(results, args.out)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,13 @@ Observations are flat dicts of arrays: `{"proprio": float32 (P,), "object": floa
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from robot_rl.files import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -210,8 +210,6 @@ class ReplayBuffer:
     # -- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write atomically (temp file + rename): a crash leaves the previous file intact."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {"format_version": FORMAT_VERSION, "capacity": self.capacity, "action_dim": self.action_dim,
                 "shapes": {k: list(v) for k, v in self.obs_spec.shapes.items()},
                 "dtypes": self.obs_spec.dtypes, "frames_written": self.frames_written,
@@ -220,16 +218,7 @@ class ReplayBuffer:
         arrays.update(obs_frame=self._obs_frame, next_frame=self._next_frame, action=self._action,
                       reward=self._reward, terminated=self._terminated, truncated=self._truncated,
                       intervened=self._intervened, gripper_toggled=self._gripper_toggled, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | Path) -> "ReplayBuffer":

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 import sim
 from robot_rl.agents.bc import BCAgent, BCConfig
 from robot_rl.agents.sac import SACAgent, SACConfig
+from robot_rl.files import atomic_write
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 from sim.experts import expert_for
 
@@ -90,19 +89,6 @@ class TrainConfig:
         from robot_rl.config import build
 
         return build(cls, values)
-
-
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def make_env(cfg: TrainConfig):
@@ -177,7 +163,7 @@ def plot_learning_curve(evals: list[dict], path: Path, title: str, x: str = "env
     ax.grid(alpha=0.3)
     ax.set_title(title)
     fig.tight_layout()
-    _atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
@@ -231,7 +217,7 @@ class Trainer:
     # -- setup -----------------------------------------------------------------------------------
     def _write_config(self) -> None:
         text = json.dumps(asdict(self.cfg), indent=2).encode()
-        _atomic_write(self.out / "config.json", lambda f: f.write(text))
+        atomic_write(self.out / "config.json", lambda f: f.write(text))
 
     def _initial_demos(self) -> ReplayBuffer | None:
         cfg = self.cfg
@@ -267,7 +253,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "wall_s": self._wall(),
         }
-        _atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
+        atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
 
     def _load(self, path: Path) -> None:
         try:
@@ -322,7 +308,7 @@ class Trainer:
                 self.evals.append(result)
                 self._log({f"eval/{k}": v for k, v in result.items()} | {f"train/{k}": v for k, v in metrics.items()})
         lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
-        _atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
+        atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
         plot_learning_curve(self.evals, self.out / "learning_curve.png", f"BC {cfg.task} ({cfg.obs_mode})",
                             x="updates")
         self.save()
@@ -367,7 +353,7 @@ class Trainer:
                 result.update(env_step=self.env_steps, updates=self.agent.updates, wall_s=self._wall())
                 self.evals.append(result)
                 lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
-                _atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
+                atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
                 self._log({f"eval/{k}": v for k, v in result.items() if k != "env_step"}
                           | {f"train/{k}": v for k, v in metrics.items()})
                 plot_learning_curve(self.evals, self.out / "learning_curve.png",

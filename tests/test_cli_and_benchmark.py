@@ -55,3 +55,14 @@ def test_throughput_benchmark_writes_its_figures(tmp_path):
                 "pick_cube_raw_mj_steps_per_s", "pick_cube_controller_overhead_ratio"):
         assert figures[key] > 0
     assert "pick_cube_state_env_steps_per_s" in out.stdout
+
+
+def test_learner_benchmark_writes_its_figures(tmp_path):
+    out_file = tmp_path / "learner.json"
+    out = _run(sys.executable, "benchmarks/learner_throughput.py", "--no-compile", "--seconds", "0.3",
+               "--out", str(out_file))
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out_file.read_text())
+    for key in ("state_2_critics_naive_loop_updates_per_s", "state_10_critics_batched_updates_per_s",
+                "state_10_critics_batched_bf16_updates_per_s", "pixels_2x64_2_critics_updates_per_s"):
+        assert figures[key] > 0

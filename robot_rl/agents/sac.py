@@ -99,6 +99,12 @@ def native_bf16(device: torch.device) -> bool:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
+@torch.no_grad()
+def _soft_update(net: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
+    for p, p_target in zip(net.parameters(), target.parameters()):
+        p_target.lerp_(p, tau)
+
+
 class SACAgent:
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(),
                  device: str = "cpu"):
@@ -191,9 +197,7 @@ class SACAgent:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        with torch.no_grad():
-            for p, p_target in zip(self.critic.parameters(), self.critic_target.parameters()):
-                p_target.lerp_(p, self.config.tau)
+        _soft_update(self.critic, self.critic_target, self.config.tau)
         self.updates += 1
         self._last_features = features.detach().float()
         metrics = {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
@@ -222,9 +226,7 @@ class SACAgent:
         self.grasp_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.grasp_optimizer.step()
-        with torch.no_grad():
-            for p, p_target in zip(self.grasp.parameters(), self.grasp_target.parameters()):
-                p_target.lerp_(p, self.config.tau)
+        _soft_update(self.grasp, self.grasp_target, self.config.tau)
         return loss.item()
 
     def update_actor(self, features: torch.Tensor) -> dict[str, float]:
