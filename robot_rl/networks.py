@@ -140,13 +140,19 @@ class ConvEncoder(nn.Module):
 
 
 class ObservationEncoder(nn.Module):
-    """A flat observation dict -> one feature vector: vector entries concatenated (all but
-    `privileged`, which a real robot does not have) and, for images, the conv encoder's features."""
+    """A flat observation dict -> one feature vector: vector entries concatenated and, for images, the
+    conv encoder's features. By default `privileged` (simulation-only state a real robot does not have)
+    is left out; an asymmetric critic takes it, and can leave the images out."""
 
-    def __init__(self, shapes: dict[str, tuple[int, ...]], feature_dim: int = 50):
+    def __init__(self, shapes: dict[str, tuple[int, ...]], feature_dim: int = 50, images: bool = True,
+                 privileged: bool = False):
         super().__init__()
         self.vector_keys = sorted(k for k in shapes if not k.startswith("images/") and k != "privileged")
-        self.image_keys = sorted(k for k in shapes if k.startswith("images/"))
+        if privileged:
+            if "privileged" not in shapes:
+                raise ValueError("an asymmetric critic needs `privileged` observations (env privileged=True)")
+            self.vector_keys.append("privileged")
+        self.image_keys = sorted(k for k in shapes if k.startswith("images/")) if images else []
         self.conv: ConvEncoder | None = None
         out = sum(math.prod(shapes[k]) for k in self.vector_keys)
         if self.image_keys:

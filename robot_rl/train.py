@@ -92,7 +92,7 @@ class TrainConfig:
 
 
 def make_env(cfg: TrainConfig):
-    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode}
+    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric}
     if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
         task = sim.TASKS.get(cfg.task.split("/", 1)[-1])
         if task is not None:

@@ -226,3 +226,25 @@ def test_grasp_agent_acts_with_three_way_gripper_and_learns():
     with torch.no_grad():
         q = agent.grasp(torch.as_tensor(batch.obs["proprio"]))
     assert torch.allclose(q[:, 2], torch.ones(32), atol=0.1)  # Q(open) -> reward of a terminal step
+
+
+def test_asymmetric_critic_reads_privileged_state_and_the_actor_trains_the_encoder():
+    spec = ObsSpec({"proprio": (3,), "privileged": (5,), "images/front": (32, 32, 3)},
+                   {"proprio": "float32", "privileged": "float32", "images/front": "uint8"})
+    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, asymmetric=True))
+    assert agent.critic_encoder.vector_keys == ["proprio", "privileged"] and not agent.critic_encoder.image_keys
+    assert "privileged" not in agent.encoder.vector_keys and agent.encoder.image_keys == ["images/front"]
+    rng = np.random.default_rng(0)
+    obs = {"proprio": rng.normal(size=(8, 3)).astype(np.float32),
+           "privileged": rng.normal(size=(8, 5)).astype(np.float32),
+           "images/front": rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)}
+    batch = Batch(obs, rng.uniform(-1, 1, (8, 2)).astype(np.float32), np.ones(8, np.float32), obs,
+                  np.ones(8, np.float32), np.zeros(8, bool), np.zeros(8, bool))
+    before = [p.clone() for p in agent.encoder.parameters()]
+    agent.update([batch, batch])
+    assert agent.updates == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, agent.encoder.parameters()))
+    action = agent.act({k: v[0] for k, v in obs.items() if k != "privileged"} | {"privileged": obs["privileged"][0]})
+    assert action.shape == (2,)
+    with pytest.raises(ValueError, match="privileged"):
+        SACAgent(ObsSpec({"proprio": (3,)}, {"proprio": "float32"}), 2, SACConfig(asymmetric=True))

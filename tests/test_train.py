@@ -169,3 +169,12 @@ def test_behaviour_cloning_baseline_imitates_the_demos(tmp_path):
 def test_bc_needs_demos(tmp_path):
     with pytest.raises(ValueError, match="num_demos"):
         TrainConfig.from_dict({"algorithm": "bc", "num_demos": 0, "out_dir": str(tmp_path)})
+
+
+def test_asymmetric_pixel_run(tmp_path):
+    cfg = _tiny(tmp_path, obs_mode="pixels", image_size=32, cameras=("front",), total_env_steps=60,
+                learning_starts=30, eval_every=60, eval_episodes=1,
+                agent={"hidden_dims": (32, 32), "batch_size": 16, "utd": 2, "feature_dim": 8, "asymmetric": True})
+    trainer = Trainer(cfg)
+    assert "privileged" in trainer.online.obs_spec.shapes
+    assert trainer.run()["updates"] == 2 * 31

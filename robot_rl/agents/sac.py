@@ -9,6 +9,9 @@
 - Discrete gripper (`grasp_critic=True`, HIL-SERL): the last action entry is chosen by a 3-way DQN head
   over {close, stay, open} with a double-DQN target and a penalty per gripper toggle; the actor and the
   critics handle the continuous entries only. The env runs its gripper in "toggle" mode.
+- Asymmetric actor-critic (`asymmetric=True`, simulation): the critics read proprio + the privileged
+  state and no images, the actor reads proprio + images; the image encoder then learns from the actor
+  loss, and critic updates (UTD of them per step) cost an MLP, not a conv net.
 - Pixels: a conv encoder shared by actor and critics; its features are computed once per batch, trained
   by the critic loss only (the actor sees them detached), with DrQ random-shift augmentation.
 """
@@ -49,6 +52,7 @@ class SACConfig:
     # matmuls on CPUs with AVX512-BF16/AMX, 1.5-2x faster updates. "fp32": exact. "auto": bf16 where the
     # hardware has native bf16 (CPU flags, or a CUDA device), else fp32.
     precision: str = "auto"
+    asymmetric: bool = False  # critics on privileged state, actor on images (simulation training)
     grasp_critic: bool = False  # discrete gripper head (HIL-SERL); the last action entry is the gripper
     grasp_penalty: float = 0.02  # subtracted from the grasp head's reward on each gripper toggle
     grasp_epsilon: float = 0.05  # exploration: a random gripper choice with this probability
@@ -113,12 +117,19 @@ class SACAgent:
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16(self.device))
         self.encoder = ObservationEncoder(obs_spec.shapes, config.feature_dim).to(self.device)
         features = self.encoder.out_features
+        # What the critics read: the actor's features, or (asymmetric) proprio + privileged state.
+        self.critic_encoder = (ObservationEncoder(obs_spec.shapes, images=False, privileged=True)
+                               if config.asymmetric else None)
+        critic_features = self.critic_encoder.out_features if config.asymmetric else features
+        if config.grasp_critic and config.asymmetric:
+            raise ValueError("SACConfig.grasp_critic with asymmetric=True is not supported: the grasp head "
+                             "acts, so it cannot read the privileged state")
         if config.grasp_critic and action_dim < 2:
             raise ValueError("SACConfig.grasp_critic needs an action with a gripper entry after the motion")
         # Entries the actor and critics handle: all but the gripper when the grasp head chooses it.
         self.continuous_dim = action_dim - 1 if config.grasp_critic else action_dim
         self.actor = TanhGaussianActor(features, config.hidden_dims, self.continuous_dim).to(self.device)
-        self.critic = EnsembleMLP(config.num_critics, features + self.continuous_dim, config.hidden_dims, 1,
+        self.critic = EnsembleMLP(config.num_critics, critic_features + self.continuous_dim, config.hidden_dims, 1,
                                   layer_norm=config.critic_layer_norm).to(self.device)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         self.log_temperature = torch.tensor(np.log(config.init_temperature), dtype=torch.float32,
@@ -127,14 +138,19 @@ class SACAgent:
                                else -self.continuous_dim / 2.0)
         self.grasp: torch.nn.Module | None = None
         if config.grasp_critic:
-            self.grasp = mlp(features, config.hidden_dims, 3, layer_norm=True).to(self.device)
+            self.grasp = mlp(critic_features, config.hidden_dims, 3, layer_norm=True).to(self.device)
             self.grasp_target = copy.deepcopy(self.grasp).requires_grad_(False)
             self.grasp_optimizer = torch.optim.Adam(self.grasp.parameters(), lr=config.critic_lr)
             self._rng = np.random.default_rng(0)
-        critic_params = list(self.critic.parameters()) + list(self.encoder.parameters())
+        critic_params = list(self.critic.parameters())
+        actor_params = list(self.actor.parameters())
+        if config.asymmetric:
+            actor_params += list(self.encoder.parameters())  # the encoder learns from the actor loss
+        else:
+            critic_params += list(self.encoder.parameters())  # DrQ: from the critic loss
         # fused Adam: one kernel over all parameters instead of a loop of small ops (~10% of an update)
         fused = self.device.type in ("cpu", "cuda")
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, fused=fused)
+        self.actor_optimizer = torch.optim.Adam(actor_params, lr=config.actor_lr, fused=fused)
         self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.critic_lr, fused=fused)
         self.temperature_optimizer = torch.optim.Adam([self.log_temperature], lr=config.temperature_lr)
         self.updates = 0
@@ -169,10 +185,13 @@ class SACAgent:
         return action
 
     # -- learning --------------------------------------------------------------------------------
-    def critic_target_value(self, reward, discount, next_features) -> torch.Tensor:
-        """r + gamma * mask * (min over a random subset of target critics [- alpha log pi])."""
+    def critic_target_value(self, reward, discount, next_features, next_critic_features=None) -> torch.Tensor:
+        """r + gamma * mask * (min over a random subset of target critics [- alpha log pi]).
+        `next_features` feed the actor; the critics read `next_critic_features` when given (asymmetric)."""
         with torch.no_grad():
             next_action, next_log_prob = self.actor.sample(next_features)
+            if next_critic_features is not None:
+                next_features = next_critic_features
             members = None  # evaluate only the sampled subset: 5x less target work for 10 critics
             if self.config.critic_subset < self.config.num_critics:
                 members = torch.randperm(self.config.num_critics, device=self.device)[: self.config.critic_subset]
@@ -188,10 +207,11 @@ class SACAgent:
         reward = torch.as_tensor(batch.reward, device=self.device)
         discount = torch.as_tensor(batch.discount, device=self.device)
         with self._autocast():
-            features = self.features(obs, augment=True)
+            features = self._critic_features(obs)
             with torch.no_grad():
                 next_features = self.features(next_obs, augment=True)
-            target = self.critic_target_value(reward, discount, next_features).float()
+                next_critic = self.critic_encoder(next_obs) if self.critic_encoder is not None else None
+            target = self.critic_target_value(reward, discount, next_features, next_critic).float()
             q = self.critic(torch.cat([features, action[:, : self.continuous_dim]], -1)).squeeze(-1).float()
         loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
@@ -200,6 +220,7 @@ class SACAgent:
         _soft_update(self.critic, self.critic_target, self.config.tau)
         self.updates += 1
         self._last_features = features.detach().float()
+        self._last_obs = obs
         metrics = {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
         if self.grasp is not None:
             toggled = torch.as_tensor(batch.gripper_toggled, device=self.device, dtype=torch.float32)
@@ -229,12 +250,20 @@ class SACAgent:
         _soft_update(self.grasp, self.grasp_target, self.config.tau)
         return loss.item()
 
-    def update_actor(self, features: torch.Tensor) -> dict[str, float]:
-        """Actor and temperature step on detached features (the encoder learns from the critic only)."""
+    def _critic_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.critic_encoder is not None:
+            return self.critic_encoder(obs)
+        return self.features(obs, augment=True)
+
+    def update_actor(self, features: torch.Tensor, critic_features: torch.Tensor | None = None) -> dict[str, float]:
+        """Actor and temperature step. Symmetric: on detached features (the encoder learns from the
+        critic). Asymmetric: `features` carry gradients into the image encoder, the critics read
+        `critic_features`."""
+        critic_features = features if critic_features is None else critic_features
         with self._autocast():
             action, log_prob = self.actor.sample(features)
             self.critic.requires_grad_(False)  # gradients to the action only, not to critic weights
-            q = self.critic(torch.cat([features, action], -1)).squeeze(-1).float().mean(dim=0)
+            q = self.critic(torch.cat([critic_features, action], -1)).squeeze(-1).float().mean(dim=0)
             self.critic.requires_grad_(True)
         log_prob = log_prob.float()
         actor_loss = (self.temperature * log_prob - q).mean()
@@ -254,7 +283,12 @@ class SACAgent:
         metrics: dict[str, float] = {}
         for batch in batches:
             metrics = self.update_critic(batch)
-        metrics.update(self.update_actor(self._last_features))
+        if self.critic_encoder is not None:
+            with self._autocast():
+                actor_features = self.features(self._last_obs, augment=True)
+            metrics.update(self.update_actor(actor_features, self._last_features))
+        else:
+            metrics.update(self.update_actor(self._last_features))
         return metrics
 
     # -- persistence -----------------------------------------------------------------------------
