@@ -248,3 +248,12 @@ def test_asymmetric_critic_reads_privileged_state_and_the_actor_trains_the_encod
     assert action.shape == (2,)
     with pytest.raises(ValueError, match="privileged"):
         SACAgent(ObsSpec({"proprio": (3,)}, {"proprio": "float32"}), 2, SACConfig(asymmetric=True))
+
+
+def test_compiled_agent_keeps_checkpoint_keys():
+    plain = SACAgent(SPEC, 2, SACConfig(hidden_dims=(16, 16)))
+    compiled = SACAgent(SPEC, 2, SACConfig(hidden_dims=(16, 16), compile=True))
+    assert plain.state_dict()["critic"].keys() == compiled.state_dict()["critic"].keys()
+    compiled.load_state_dict(plain.state_dict())
+    metrics = compiled.update([_batch(n=16)])
+    assert np.isfinite(metrics["critic_loss"])
