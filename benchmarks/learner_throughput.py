@@ -112,40 +112,32 @@ def main() -> None:
         naive = NaiveLoopSAC(critics, flat_obs.shape[1])
         results[f"state_{critics}_critics_naive_loop_updates_per_s"] = _rate(
             lambda: naive.update(flat_obs, act, rew, flat_obs, msk), seconds)
-        agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1,
-                                                          precision="fp32"))
-        results[f"state_{critics}_critics_batched_updates_per_s"] = _rate(lambda: agent.update([state_batch]), seconds)
-        results[f"state_{critics}_critics_speedup_vs_naive"] = (
-            results[f"state_{critics}_critics_batched_updates_per_s"]
-            / results[f"state_{critics}_critics_naive_loop_updates_per_s"])
-        agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1,
-                                                          precision="bf16"))
-        results[f"state_{critics}_critics_batched_bf16_updates_per_s"] = _rate(lambda: agent.update([state_batch]), seconds)
-        results[f"state_{critics}_critics_bf16_speedup_vs_naive"] = (
-            results[f"state_{critics}_critics_batched_bf16_updates_per_s"]
-            / results[f"state_{critics}_critics_naive_loop_updates_per_s"])
+        naive_rate = results[f"state_{critics}_critics_naive_loop_updates_per_s"]
+        variants = {"batched": {"precision": "fp32"}, "batched_bf16": {"precision": "bf16"}}
         if not args.no_compile:
-            agent = SACAgent(STATE_SPEC, ACTION_DIM, SACConfig(num_critics=critics, critic_subset=2, utd=1,
-                                                              precision="bf16"))
+            variants["batched_bf16_compiled"] = {"precision": "bf16", "compile": True}
+        for name, options in variants.items():
+            prefix = f"state_{critics}_critics"
             try:
-                agent.critic = torch.compile(agent.critic)
-                agent.critic_target = torch.compile(agent.critic_target)
-                agent.actor = torch.compile(agent.actor)
+                agent = SACAgent(STATE_SPEC, ACTION_DIM,
+                                 SACConfig(num_critics=critics, critic_subset=2, utd=1, **options))
                 start = time.perf_counter()
-                agent.update([state_batch])
-                results[f"state_{critics}_critics_compile_s"] = time.perf_counter() - start
-                results[f"state_{critics}_critics_batched_bf16_compiled_updates_per_s"] = _rate(
-                    lambda: agent.update([state_batch]), seconds)
-            except Exception as err:  # no compiler toolchain: report instead of failing
-                results[f"state_{critics}_critics_compile_error"] = f"{type(err).__name__}: {err}"[:300]
+                agent.update([state_batch])  # compiles, when asked to
+                if options.get("compile"):
+                    results[f"{prefix}_compile_s"] = time.perf_counter() - start
+                rate = _rate(lambda: agent.update([state_batch]), seconds)
+            except Exception as err:  # e.g. no compiler toolchain: report instead of failing
+                results[f"{prefix}_{name}_error"] = f"{type(err).__name__}: {err}"[:300]
+                continue
+            results[f"{prefix}_{name}_updates_per_s"] = rate
+            results[f"{prefix}_{name.replace('batched', '').strip('_') or 'batched'}_speedup_vs_naive"] = rate / naive_rate
 
     pixel_spec = ObsSpec({"proprio": (13,), "images/front": (64, 64, 3), "images/wrist": (64, 64, 3)},
                          {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
     pixel_batch = _batch(pixel_spec, rng)
-    agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision="fp32"))
-    results["pixels_2x64_2_critics_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
-    agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision="bf16"))
-    results["pixels_2x64_2_critics_bf16_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
+    for suffix, precision in (("", "fp32"), ("_bf16", "bf16")):
+        agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision=precision))
+        results[f"pixels_2x64_2_critics{suffix}_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
     report(results, args.out)
 
 
