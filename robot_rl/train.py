@@ -25,6 +25,7 @@ import torch
 
 import sim
 from robot_rl.agents.bc import BCAgent, BCConfig
+from robot_rl.agents.iql import IQLAgent, IQLConfig, warm_start_sac
 from robot_rl.agents.sac import SACAgent, SACConfig
 from robot_rl.files import atomic_write
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
@@ -53,9 +54,13 @@ class TrainConfig:
     tensorboard: bool = True
     wandb_project: str | None = None
     progress: bool = True
-    algorithm: str = "sac"  # "sac" (SAC/RLPD, online) or "bc" (behaviour cloning on the demos)
+    # "sac": SAC/RLPD online; "bc": behaviour cloning on the demos; "iql": offline IQL on the demos
+    # (or demo_path dataset), whose checkpoint can warm-start a "sac" run (warm_start, WSRL-style).
+    algorithm: str = "sac"
+    warm_start: str | None = None  # checkpoint.pt of an earlier iql/sac run to start "sac" from
     agent: SACConfig = field(default_factory=SACConfig)
     bc: BCConfig = field(default_factory=BCConfig)
+    iql: IQLConfig = field(default_factory=IQLConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -65,10 +70,14 @@ class TrainConfig:
             object.__setattr__(self, "agent", SACConfig(**self.agent))
         if isinstance(self.bc, dict):
             object.__setattr__(self, "bc", BCConfig(**self.bc))
-        if self.algorithm not in ("sac", "bc"):
-            bad("algorithm", "must be 'sac' or 'bc'")
-        if self.algorithm == "bc" and self.num_demos == 0 and self.demo_path is None:
-            bad("num_demos", "must be > 0 (or demo_path given) for algorithm 'bc'")
+        if isinstance(self.iql, dict):
+            object.__setattr__(self, "iql", IQLConfig(**self.iql))
+        if self.algorithm not in ("sac", "bc", "iql"):
+            bad("algorithm", "must be 'sac', 'bc' or 'iql'")
+        if self.algorithm != "sac" and self.num_demos == 0 and self.demo_path is None:
+            bad("num_demos", f"must be > 0 (or demo_path given) for algorithm {self.algorithm!r}")
+        if self.warm_start is not None and self.algorithm != "sac":
+            bad("warm_start", "applies to algorithm 'sac' only")
         object.__setattr__(self, "cameras", tuple(self.cameras))
         if self.obs_mode not in ("state", "pixels"):
             bad("obs_mode", "must be 'state' or 'pixels'")
@@ -187,6 +196,8 @@ class Trainer:
         self.action_dim = self.env.action_space.shape[0]
         if cfg.algorithm == "bc":
             self.agent = BCAgent(self.obs_spec, self.action_dim, cfg.bc)
+        elif cfg.algorithm == "iql":
+            self.agent = IQLAgent(self.obs_spec, self.action_dim, cfg.agent, cfg.iql)
         else:
             self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
         self.online = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
@@ -200,6 +211,8 @@ class Trainer:
         if resume and checkpoint.exists():
             self._load(checkpoint)
         else:
+            if cfg.warm_start is not None:
+                warm_start_sac(self.agent, self._read_checkpoint(Path(cfg.warm_start))["agent"])
             self.demos = self._initial_demos()
             if self.demos is not None:
                 self.demos.save(self.out / "demo_buffer.npz")
@@ -255,12 +268,19 @@ class Trainer:
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
 
-    def _load(self, path: Path) -> None:
+    @staticmethod
+    def _read_checkpoint(path: Path) -> dict:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # missing, truncated, not a checkpoint: say which file
+            raise ValueError(f"checkpoint {path} is unreadable: {err}") from err
+
+    def _load(self, path: Path) -> None:
+        state = self._read_checkpoint(path)
+        try:
             self.agent.load_state_dict(state["agent"])
-        except Exception as err:  # any unpickling/shape error: say which file
-            raise ValueError(f"checkpoint {path} is unreadable or does not match this config: {err}") from err
+        except Exception as err:  # shapes or keys of another config
+            raise ValueError(f"checkpoint {path} does not match this config: {err}") from err
         self.online = ReplayBuffer.load(self.out / "online_buffer.npz")
         if self.online.transitions_written != state["online_transitions"]:
             raise ValueError(f"{self.out / 'online_buffer.npz'} holds {self.online.transitions_written} "
@@ -296,29 +316,34 @@ class Trainer:
         if self._wandb is not None:
             self._wandb.log(metrics, step=self.env_steps)
 
-    def _run_bc(self) -> dict:
-        """Behaviour cloning: gradient steps on the demos only, evaluated five times along the way."""
+    def _run_offline(self) -> dict:
+        """BC or IQL: gradient steps on the demos/dataset only, evaluated five times along the way."""
         cfg = self.cfg
-        every = max(cfg.bc.updates // 5, 1)
-        while self.agent.updates < cfg.bc.updates:
-            metrics = self.agent.update(self.demos.sample(cfg.bc.batch_size, self.rng))
-            if self.agent.updates % every == 0 or self.agent.updates == cfg.bc.updates:
+        if cfg.algorithm == "bc":
+            total, batch_size, n_step = cfg.bc.updates, cfg.bc.batch_size, 1
+        else:
+            total, batch_size, n_step = cfg.iql.updates, cfg.agent.batch_size, cfg.agent.n_step
+        every = max(total // 5, 1)
+        while self.agent.updates < total:
+            batch = self.demos.sample(batch_size, self.rng, n_step, cfg.agent.discount)
+            metrics = self.agent.update(batch)
+            if self.agent.updates % every == 0 or self.agent.updates == total:
                 result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
                 result.update(env_step=0, updates=self.agent.updates, wall_s=self._wall())
                 self.evals.append(result)
                 self._log({f"eval/{k}": v for k, v in result.items()} | {f"train/{k}": v for k, v in metrics.items()})
         lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
         atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
-        plot_learning_curve(self.evals, self.out / "learning_curve.png", f"BC {cfg.task} ({cfg.obs_mode})",
-                            x="updates")
+        plot_learning_curve(self.evals, self.out / "learning_curve.png",
+                            f"{cfg.algorithm.upper()} {cfg.task} ({cfg.obs_mode})", x="updates")
         self.save()
         return {"env_steps": 0, "updates": self.agent.updates, "wall_s": self._wall(), "evals": self.evals}
 
     def run(self) -> dict:
         cfg = self.cfg
         self._start = time.perf_counter()
-        if cfg.algorithm == "bc":
-            return self._run_bc()
+        if cfg.algorithm in ("bc", "iql"):
+            return self._run_offline()
         progress = None
         if cfg.progress:
             from tqdm import tqdm

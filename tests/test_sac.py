@@ -257,3 +257,20 @@ def test_compiled_agent_keeps_checkpoint_keys():
     compiled.load_state_dict(plain.state_dict())
     metrics = compiled.update([_batch(n=16)])
     assert np.isfinite(metrics["critic_loss"])
+
+
+def test_iql_expectile_loss_and_value_tracks_the_upper_expectile():
+    from robot_rl.agents.iql import IQLAgent, IQLConfig, expectile_loss
+
+    diff = torch.tensor([1.0, -1.0])
+    torch.testing.assert_close(expectile_loss(diff, 0.7), torch.tensor((0.7 * 1 + 0.3 * 1) / 2))
+    torch.testing.assert_close(expectile_loss(torch.tensor([2.0]), 0.9), torch.tensor(0.9 * 4))
+    torch.manual_seed(0)
+    agent = IQLAgent(SPEC, 2, SACConfig(precision="fp32", hidden_dims=(32, 32), tau=0.05), IQLConfig(expectile=0.9))
+    batch = _batch(n=64, reward=1.0, discount=0.0)  # terminal: Q -> 1 for dataset actions
+    for _ in range(300):
+        metrics = agent.update(batch)
+    with torch.no_grad():
+        features = torch.as_tensor(batch.obs["proprio"])
+        v = agent.value(features).squeeze(-1)
+    assert metrics["critic_loss"] < 0.05 and torch.allclose(v, torch.ones(64), atol=0.15)

@@ -178,3 +178,25 @@ def test_asymmetric_pixel_run(tmp_path):
     trainer = Trainer(cfg)
     assert "privileged" in trainer.online.obs_spec.shapes
     assert trainer.run()["updates"] == 2 * 31
+
+
+def test_iql_pretraining_then_warm_started_online_run(tmp_path):
+    offline = _tiny(tmp_path / "iql", algorithm="iql", num_demos=3, eval_episodes=1, iql={"updates": 200})
+    trainer = Trainer(offline)
+    result = trainer.run()
+    assert result["updates"] == 200 and len(result["evals"]) == 5
+    actor = [p.clone() for p in trainer.agent.sac.actor.parameters()]
+    # WSRL: online SAC from the pre-trained actor and critics, without the offline data.
+    online = _tiny(tmp_path / "online", num_demos=0, total_env_steps=60, learning_starts=60, eval_every=60,
+                   eval_episodes=1, warm_start=str(tmp_path / "iql" / "checkpoint.pt"))
+    fine_tune = Trainer(online)
+    assert fine_tune.demos is None and fine_tune.cfg.demo_ratio == 0.0
+    for a, b in zip(actor, fine_tune.agent.actor.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_warm_start_from_a_mismatched_checkpoint_is_refused(tmp_path):
+    Trainer(_tiny(tmp_path / "peg", task="PegInsertion-v0", algorithm="bc", num_demos=1,
+                  bc={"updates": 5, "batch_size": 8})).run()
+    with pytest.raises(ValueError, match="does not fit"):
+        Trainer(_tiny(tmp_path / "pick", warm_start=str(tmp_path / "peg" / "checkpoint.pt")))
