@@ -145,7 +145,7 @@ class ObservationEncoder(nn.Module):
     is left out; an asymmetric critic takes it, and can leave the images out."""
 
     def __init__(self, shapes: dict[str, tuple[int, ...]], feature_dim: int = 50, images: bool = True,
-                 privileged: bool = False):
+                 privileged: bool = False, backbone: str | None = None):
         super().__init__()
         self.vector_keys = sorted(k for k in shapes if not k.startswith("images/") and k != "privileged")
         if privileged:
@@ -153,11 +153,17 @@ class ObservationEncoder(nn.Module):
                 raise ValueError("an asymmetric critic needs `privileged` observations (env privileged=True)")
             self.vector_keys.append("privileged")
         self.image_keys = sorted(k for k in shapes if k.startswith("images/")) if images else []
-        self.conv: ConvEncoder | None = None
+        self.conv: nn.Module | None = None
         out = sum(math.prod(shapes[k]) for k in self.vector_keys)
         if self.image_keys:
             cameras = tuple(k.split("/", 1)[1] for k in self.image_keys)
-            self.conv = ConvEncoder(cameras, shapes[self.image_keys[0]][0], feature_dim)
+            size = shapes[self.image_keys[0]][0]
+            if backbone is not None:  # pretrained and frozen (robot_rl/backbones.py)
+                from robot_rl.backbones import PretrainedEncoder
+
+                self.conv = PretrainedEncoder(cameras, size, backbone, feature_dim)
+            else:
+                self.conv = ConvEncoder(cameras, size, feature_dim)
             out += self.conv.out_features
         self.out_features = out
 

@@ -274,3 +274,33 @@ def test_iql_expectile_loss_and_value_tracks_the_upper_expectile():
         features = torch.as_tensor(batch.obs["proprio"])
         v = agent.value(features).squeeze(-1)
     assert metrics["critic_loss"] < 0.05 and torch.allclose(v, torch.ones(64), atol=0.15)
+
+
+def test_pretrained_backbone_from_a_local_directory_is_frozen_and_shared(tmp_path):
+    import transformers  # the vlm extra (installed by .ci/run)
+
+    config = transformers.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
+                                       layer_type="basic")
+    transformers.ResNetModel(config).save_pretrained(tmp_path / "tiny_resnet")
+    spec = ObsSpec({"proprio": (3,), "images/front": (32, 32, 3), "images/wrist": (32, 32, 3)},
+                   {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
+    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(16, 16), feature_dim=8,
+                                        backbone=str(tmp_path / "tiny_resnet")))
+    backbone = agent.encoder.conv.backbone
+    frozen = [p.clone() for p in backbone.parameters()]
+    assert all(not p.requires_grad for p in frozen)
+    optimised = {id(p) for group in agent.critic_optimizer.param_groups for p in group["params"]}
+    assert not any(id(p) in optimised for p in backbone.parameters())
+    rng = np.random.default_rng(0)
+    obs = {"proprio": rng.normal(size=(4, 3)).astype(np.float32),
+           "images/front": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
+           "images/wrist": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)}
+    batch = Batch(obs, rng.uniform(-1, 1, (4, 2)).astype(np.float32), np.ones(4, np.float32), obs,
+                  np.ones(4, np.float32), np.zeros(4, bool), np.zeros(4, bool))
+    projection = [p.clone() for p in agent.encoder.conv.project.parameters()]
+    agent.update([batch])
+    assert all(torch.equal(a, b) for a, b in zip(frozen, backbone.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(projection, agent.encoder.conv.project.parameters()))
+    assert agent.act({k: v[0] for k, v in obs.items()}).shape == (2,)
+    with pytest.raises(ValueError, match="cannot load the backbone"):
+        SACAgent(spec, 2, SACConfig(backbone=str(tmp_path / "missing")))

@@ -52,6 +52,7 @@ class SACConfig:
     # matmuls on CPUs with AVX512-BF16/AMX, 1.5-2x faster updates. "fp32": exact. "auto": bf16 where the
     # hardware has native bf16 (CPU flags, or a CUDA device), else fp32.
     precision: str = "auto"
+    backbone: str | None = None  # pretrained frozen image backbone: a local directory or hub id
     compile: bool = False  # torch.compile the networks (~10 s at start; +25-45% updates/s on CPU here)
     asymmetric: bool = False  # critics on privileged state, actor on images (simulation training)
     grasp_critic: bool = False  # discrete gripper head (HIL-SERL); the last action entry is the gripper
@@ -116,7 +117,7 @@ class SACAgent:
         self.config, self.obs_spec, self.action_dim = config, obs_spec, action_dim
         self.device = torch.device(device)
         self.bf16 = config.precision == "bf16" or (config.precision == "auto" and native_bf16(self.device))
-        self.encoder = ObservationEncoder(obs_spec.shapes, config.feature_dim).to(self.device)
+        self.encoder = ObservationEncoder(obs_spec.shapes, config.feature_dim, backbone=config.backbone).to(self.device)
         features = self.encoder.out_features
         # What the critics read: the actor's features, or (asymmetric) proprio + privileged state.
         self.critic_encoder = (ObservationEncoder(obs_spec.shapes, images=False, privileged=True)
@@ -145,10 +146,11 @@ class SACAgent:
             self._rng = np.random.default_rng(0)
         critic_params = list(self.critic.parameters())
         actor_params = list(self.actor.parameters())
+        encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]  # not a frozen backbone
         if config.asymmetric:
-            actor_params += list(self.encoder.parameters())  # the encoder learns from the actor loss
+            actor_params += encoder_params  # the encoder learns from the actor loss
         else:
-            critic_params += list(self.encoder.parameters())  # DrQ: from the critic loss
+            critic_params += encoder_params  # DrQ: from the critic loss
         if config.compile:  # in place: state_dict keys (checkpoints) stay the same
             for module in (self.actor, self.critic, self.critic_target):
                 module.compile()
