@@ -5,7 +5,9 @@
 Runs (each a TrainConfig, in its own process so two fit on two cores):
 - pick_cube_state_10_demos: PickCube-v0 from state, 10 scripted demos, seeds 0-2 (median reported);
 - pick_cube_state_no_demos: plain SAC without demos, the baseline;
-- peg_insertion_state_20_demos: PegInsertion-v0 from state, 20 demos.
+- peg_insertion_state_20_demos: PegInsertion-v0 from state, 20 demos;
+- pick_cube_state_bc_10_demos / pick_cube_state_iql_10_demos: offline baselines on the same demos
+  (no env steps: a success there is reached at "0 env steps").
 Writes per-run curves, env steps to 80% / 90% success, updates and wall-clock; and a PNG of the curves
 next to the JSON. `--quick` runs one seed each with shorter budgets (a smoke figure, not the target).
 """
@@ -25,6 +27,10 @@ FULL = {
     "pick_cube_state_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "total_env_steps": 10_000}, [0, 1, 2]),
     "pick_cube_state_no_demos": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 10_000}, [0]),
     "peg_insertion_state_20_demos": ({"task": "PegInsertion-v0", "num_demos": 20, "total_env_steps": 10_000}, [0]),
+    "pick_cube_state_bc_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "algorithm": "bc",
+                                     "bc": {"updates": 5_000}}, [0]),
+    "pick_cube_state_iql_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "algorithm": "iql",
+                                      "iql": {"updates": 5_000}}, [0]),
 }
 COMMON = {"eval_every": 500, "eval_episodes": 20, "progress": False, "tensorboard": False}
 
@@ -38,7 +44,13 @@ def _steps_to(evals: list[dict], threshold: float) -> int | None:
 
 def _run_one(name: str, values: dict, seed: int, root: Path) -> dict:
     out = root / f"{name}_seed{seed}"
-    sets = [f"{k}={json.dumps(v)}" for k, v in {**COMMON, **values, "seed": seed}.items()]
+    flat = {}
+    for key, value in {**COMMON, **values, "seed": seed}.items():  # nested dicts -> dotted keys
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    sets = [f"{k}={json.dumps(v)}" for k, v in flat.items()]
     cmd = [sys.executable, "-m", "robot_rl.cli", "train", "--out", str(out), "--set", *sets]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -84,6 +96,9 @@ def main() -> None:
         values, seeds = FULL[name]
         if args.quick:
             values, seeds = {**values, "total_env_steps": 3_000}, seeds[:1]
+            for offline in ("bc", "iql"):
+                if offline in values:
+                    values = {**values, offline: {"updates": 1_000}}
         jobs += [(name, values, seed) for seed in seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(lambda job: _run_one(*job, root), jobs))

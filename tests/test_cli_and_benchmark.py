@@ -66,3 +66,15 @@ def test_learner_benchmark_writes_its_figures(tmp_path):
     for key in ("state_2_critics_naive_loop_updates_per_s", "state_10_critics_batched_updates_per_s",
                 "state_10_critics_batched_bf16_updates_per_s", "pixels_2x64_2_critics_updates_per_s"):
         assert figures[key] > 0
+
+
+def test_sample_efficiency_benchmark_runs_an_offline_baseline(tmp_path):
+    out_file = tmp_path / "se.json"
+    out = _run(sys.executable, "benchmarks/sample_efficiency.py", "--quick", "--runs", "pick_cube_state_bc_10_demos",
+               "--out", str(out_file), "--workdir", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    figures = json.loads(out_file.read_text())
+    run = figures["runs"][0]
+    assert "error" not in run and run["updates"] == 1000
+    assert figures["pick_cube_state_bc_10_demos_final_success_median"] is not None
+    assert (tmp_path / "se.png").stat().st_size > 0
