@@ -214,10 +214,15 @@ class ReplayBuffer:
                 "shapes": {k: list(v) for k, v in self.obs_spec.shapes.items()},
                 "dtypes": self.obs_spec.dtypes, "frames_written": self.frames_written,
                 "transitions_written": self.transitions_written, "current_frame": self._current_frame}
-        arrays = {f"frame:{k}": v for k, v in self._frames.items()}
-        arrays.update(obs_frame=self._obs_frame, next_frame=self._next_frame, action=self._action,
-                      reward=self._reward, terminated=self._terminated, truncated=self._truncated,
-                      intervened=self._intervened, gripper_toggled=self._gripper_toggled, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+        # Only the slots in use: a large, mostly empty buffer must not write gigabytes of zeros.
+        frames = min(self.frames_written, self.capacity)
+        steps = min(self.transitions_written, self.capacity)
+        arrays = {f"frame:{k}": v[:frames] for k, v in self._frames.items()}
+        arrays.update(obs_frame=self._obs_frame[:steps], next_frame=self._next_frame[:steps],
+                      action=self._action[:steps], reward=self._reward[:steps],
+                      terminated=self._terminated[:steps], truncated=self._truncated[:steps],
+                      intervened=self._intervened[:steps], gripper_toggled=self._gripper_toggled[:steps],
+                      meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
         atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
@@ -231,10 +236,12 @@ class ReplayBuffer:
                 spec = ObsSpec({k: tuple(v) for k, v in meta["shapes"].items()}, meta["dtypes"])
                 buf = cls(meta["capacity"], spec, meta["action_dim"])
                 for k in buf._frames:
-                    buf._frames[k][:] = data[f"frame:{k}"]
+                    stored = data[f"frame:{k}"]
+                    buf._frames[k][: len(stored)] = stored
                 for name in ("obs_frame", "next_frame", "action", "reward", "terminated", "truncated",
                              "intervened", "gripper_toggled"):
-                    getattr(buf, f"_{name}")[:] = data[name]
+                    stored = data[name]
+                    getattr(buf, f"_{name}")[: len(stored)] = stored
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise ValueError(f"replay buffer file {path} is unreadable or corrupted: {err}") from err
         buf.frames_written = meta["frames_written"]

@@ -132,3 +132,15 @@ def test_n_step_returns_stop_at_episode_ends():
             assert (r, nxt, disc) == (11 + 0.5 * 12, 13, 0.5)
         if t0 == 10:
             assert (r, nxt, disc) == (10 + 0.5 * 11 + 0.25 * 12, 13, 0.25)
+
+
+def test_saving_a_mostly_empty_buffer_writes_only_what_is_used(tmp_path):
+    big = ReplayBuffer(20_000, ObsSpec({"images/front": (64, 64, 3)}, {"images/front": "uint8"}), 2)
+    big.add_episode([{"images": {"front": np.full((64, 64, 3), t, np.uint8)}} for t in range(4)],
+                    [np.zeros(2, np.float32)] * 3, [0.0] * 3, terminated=True, truncated=False)
+    big.save(tmp_path / "big.npz")
+    assert (tmp_path / "big.npz").stat().st_size < 200_000  # not 20,000 x 12 KB of zeros
+    loaded = ReplayBuffer.load(tmp_path / "big.npz")
+    assert loaded.capacity == 20_000 and len(loaded) == 3
+    batch = loaded.sample(16, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch.next_obs["images/front"][:, 0, 0, 0], batch.obs["images/front"][:, 0, 0, 0] + 1)
