@@ -200,3 +200,11 @@ def test_warm_start_from_a_mismatched_checkpoint_is_refused(tmp_path):
                   bc={"updates": 5, "batch_size": 8})).run()
     with pytest.raises(ValueError, match="does not fit"):
         Trainer(_tiny(tmp_path / "pick", warm_start=str(tmp_path / "peg" / "checkpoint.pt")))
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    from robot_rl.config import load_yaml
+
+    cfg = TrainConfig.from_dict(load_yaml(path))
+    assert cfg.task in ("PickCube-v0", "PegInsertion-v0")
