@@ -99,7 +99,7 @@ class IQLAgent:
         sac.actor_optimizer.step()
         self.updates += 1
         return {"value_loss": value_loss.item(), "critic_loss": critic_loss.item(),
-                "actor_loss": actor_loss.item(), "advantage_mean": float((q_target - v).mean())}
+                "actor_loss": actor_loss.item(), "advantage_mean": (q_target - v).detach().mean().item()}
 
     def state_dict(self) -> dict:
         return {"config": asdict(self.config), "sac": self.sac.state_dict(), "value": self.value.state_dict(),
