@@ -328,16 +328,29 @@ class Trainer:
             batch = self.demos.sample(batch_size, self.rng, n_step, cfg.agent.discount)
             metrics = self.agent.update(batch)
             if self.agent.updates % every == 0 or self.agent.updates == total:
-                result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
-                result.update(env_step=0, updates=self.agent.updates, wall_s=self._wall())
-                self.evals.append(result)
-                self._log({f"eval/{k}": v for k, v in result.items()} | {f"train/{k}": v for k, v in metrics.items()})
+                self._evaluate(metrics, x="updates")
+        return self._finish()
+
+    def _evaluate(self, metrics: dict[str, float], x: str = "env_step") -> dict:
+        """Deterministic evaluation, recorded in eval.jsonl, the logs and the learning curve."""
+        cfg = self.cfg
+        result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
+        result.update(env_step=self.env_steps, updates=self.agent.updates, wall_s=self._wall())
+        self.evals.append(result)
         lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
         atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
-        plot_learning_curve(self.evals, self.out / "learning_curve.png",
-                            f"{cfg.algorithm.upper()} {cfg.task} ({cfg.obs_mode})", x="updates")
+        self._log({f"eval/{k}": v for k, v in result.items() if k != "env_step"}
+                  | {f"train/{k}": v for k, v in metrics.items()})
+        name = f"{cfg.algorithm.upper()} " if cfg.algorithm != "sac" else ""
+        plot_learning_curve(self.evals, self.out / "learning_curve.png", f"{name}{cfg.task} ({cfg.obs_mode})", x=x)
+        return result
+
+    def _finish(self) -> dict:
         self.save()
-        return {"env_steps": 0, "updates": self.agent.updates, "wall_s": self._wall(), "evals": self.evals}
+        if self._writer is not None:
+            self._writer.close()
+        return {"env_steps": self.env_steps, "updates": self.agent.updates, "wall_s": self._wall(),
+                "evals": self.evals}
 
     def run(self) -> dict:
         cfg = self.cfg
@@ -374,15 +387,7 @@ class Trainer:
                 self.online.start_episode(obs)
                 episode_return = 0.0
             if self.env_steps % cfg.eval_every == 0 or self.env_steps == cfg.total_env_steps:
-                result = evaluate(self.agent, self.eval_env, cfg.eval_episodes, seed=2_000_000_000 + cfg.seed)
-                result.update(env_step=self.env_steps, updates=self.agent.updates, wall_s=self._wall())
-                self.evals.append(result)
-                lines = "".join(json.dumps(e) + "\n" for e in self.evals).encode()
-                atomic_write(self.out / "eval.jsonl", lambda f: f.write(lines))
-                self._log({f"eval/{k}": v for k, v in result.items() if k != "env_step"}
-                          | {f"train/{k}": v for k, v in metrics.items()})
-                plot_learning_curve(self.evals, self.out / "learning_curve.png",
-                                    f"{cfg.task} ({cfg.obs_mode})")
+                result = self._evaluate(metrics)
                 if progress is not None:
                     progress.set_postfix(success=f"{result['success_rate']:.0%}", updates=self.agent.updates)
             # Checkpoint at episode boundaries only: a resumed run starts a fresh episode.
@@ -393,8 +398,4 @@ class Trainer:
                 progress.update(1)
         if progress is not None:
             progress.close()
-        self.save()
-        if self._writer is not None:
-            self._writer.close()
-        return {"env_steps": self.env_steps, "updates": self.agent.updates, "wall_s": self._wall(),
-                "evals": self.evals}
+        return self._finish()

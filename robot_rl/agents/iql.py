@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robot_rl.agents.sac import SACAgent, SACConfig, _soft_update
+from robot_rl.agents.sac import SACAgent, SACConfig, soft_update
 from robot_rl.networks import mlp
 from robot_rl.replay import Batch, ObsSpec
 
@@ -93,7 +93,7 @@ class IQLAgent:
         sac.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         sac.critic_optimizer.step()
-        _soft_update(sac.critic, sac.critic_target, sac.config.tau)
+        soft_update(sac.critic, sac.critic_target, sac.config.tau)
         sac.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         sac.actor_optimizer.step()

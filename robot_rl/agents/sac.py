@@ -106,7 +106,7 @@ def native_bf16(device: torch.device) -> bool:
 
 
 @torch.no_grad()
-def _soft_update(net: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
+def soft_update(net: torch.nn.Module, target: torch.nn.Module, tau: float) -> None:
     for p, p_target in zip(net.parameters(), target.parameters()):
         p_target.lerp_(p, tau)
 
@@ -223,7 +223,7 @@ class SACAgent:
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
-        _soft_update(self.critic, self.critic_target, self.config.tau)
+        soft_update(self.critic, self.critic_target, self.config.tau)
         self.updates += 1
         self._last_features = features.detach().float()
         self._last_obs = obs
@@ -253,7 +253,7 @@ class SACAgent:
         self.grasp_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.grasp_optimizer.step()
-        _soft_update(self.grasp, self.grasp_target, self.config.tau)
+        soft_update(self.grasp, self.grasp_target, self.config.tau)
         return loss.item()
 
     def _critic_features(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
