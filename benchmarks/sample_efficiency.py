@@ -8,6 +8,9 @@ Runs (each a TrainConfig, in its own process so two fit on two cores):
 - peg_insertion_state_20_demos: PegInsertion-v0 from state, 20 demos;
 - pick_cube_state_bc_10_demos / pick_cube_state_iql_10_demos: offline baselines on the same demos
   (no env steps: a success there is reached at "0 env steps");
+- pick_cube_state_iql_then_online[_anchored]: offline-to-online. IQL on 10 demos (2,000 updates), then
+  online SAC warm-started from it without the offline data (WSRL), without / with the anchor to the
+  pre-trained policy;
 - pick_cube_pixels_asymmetric (not in the default set: ~25 minutes): configs/pick_cube_pixels.yaml.
 Writes per-run curves, env steps to 80% / 90% success, updates and wall-clock; and a PNG of the curves
 next to the JSON. `--quick` runs one seed each with shorter budgets (a smoke figure, not the target).
@@ -24,6 +27,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+IQL_PRETRAIN = {"task": "PickCube-v0", "num_demos": 10, "algorithm": "iql", "iql": {"updates": 2_000}}
 FULL = {
     "pick_cube_state_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "total_env_steps": 10_000}, [0, 1, 2]),
     "pick_cube_state_no_demos": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 10_000}, [0]),
@@ -32,6 +36,11 @@ FULL = {
                                      "bc": {"updates": 5_000}}, [0]),
     "pick_cube_state_iql_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "algorithm": "iql",
                                       "iql": {"updates": 5_000}}, [0]),
+    "pick_cube_state_iql_then_online": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 6_000,
+                                         "learning_starts": 1_000, "pretrain": IQL_PRETRAIN}, [0]),
+    "pick_cube_state_iql_then_online_anchored": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 6_000,
+                                                  "learning_starts": 1_000, "anchor_weight": 1.0,
+                                                  "anchor_steps": 1_000_000, "pretrain": IQL_PRETRAIN}, [0]),
     "pick_cube_pixels_asymmetric": ({"task": "PickCube-v0", "obs_mode": "pixels", "image_size": 48,
                                      "num_demos": 10, "total_env_steps": 8_000,
                                      "agent": {"asymmetric": True, "utd": 2}}, [0]),
@@ -51,6 +60,12 @@ def _steps_to(evals: list[dict], threshold: float) -> int | None:
 
 def _run_one(name: str, values: dict, seed: int, root: Path) -> dict:
     out = root / f"{name}_seed{seed}"
+    if "pretrain" in values:  # offline stage first; the online run starts from its checkpoint
+        values = dict(values)
+        pretrain = _run_one(f"{name}_pretrain", values.pop("pretrain"), seed, root)
+        if "error" in pretrain:
+            return {**pretrain, "name": name}
+        values["warm_start"] = str(root / f"{name}_pretrain_seed{seed}" / "checkpoint.pt")
     flat = {}
     common = {**COMMON, **PIXEL_EVAL} if values.get("obs_mode") == "pixels" else COMMON
     for key, value in {**common, **values, "seed": seed}.items():  # nested dicts -> dotted keys
@@ -107,6 +122,8 @@ def main() -> None:
             for offline in ("bc", "iql"):
                 if offline in values:
                     values = {**values, offline: {"updates": 1_000}}
+            if "pretrain" in values:
+                values = {**values, "pretrain": {**values["pretrain"], "iql": {"updates": 1_000}}}
         jobs += [(name, values, seed) for seed in seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(lambda job: _run_one(*job, root), jobs))

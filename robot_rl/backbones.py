@@ -58,7 +58,7 @@ class PretrainedEncoder(nn.Module):
             pooled = hidden.mean(dim=tuple(range(2, hidden.dim()))) if hidden.dim() == 4 else hidden.mean(1)
         return pooled.flatten(1)
 
-    def train(self, mode: bool = True) -> "PretrainedEncoder":
+    def train(self, mode: bool = True) -> PretrainedEncoder:
         super().train(mode)
         self.backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
         return self

@@ -59,14 +59,15 @@ def _cmd_expert(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace):
+    """TrainConfig from --config / --set / --out (or, with --resume, the run's saved config.json)."""
     from pathlib import Path
 
     from robot_rl.config import load_yaml, merge, parse_overrides
-    from robot_rl.train import TrainConfig, Trainer
+    from robot_rl.train import TrainConfig
 
     values: dict = {}
-    if args.resume:
+    if getattr(args, "resume", False):
         saved = Path(args.out or "") / "config.json"
         if not args.out or not saved.exists():
             raise ValueError("--resume needs --out DIR of an earlier run (with its config.json)")
@@ -74,19 +75,105 @@ def _cmd_train(args: argparse.Namespace) -> int:
     elif args.config:
         values = load_yaml(args.config)
     values = merge(values, parse_overrides(args.set or []))
-    if args.out:
+    if getattr(args, "out", None):
         values["out_dir"] = args.out
-    cfg = TrainConfig.from_dict(values)
+    return TrainConfig.from_dict(values)
+
+
+def _summary(result: dict, out_dir: str) -> str:
+    final = result["evals"][-1] if result["evals"] else {}
+    return json.dumps({"env_steps": result["env_steps"], "updates": result["updates"],
+                       "wall_s": round(result["wall_s"], 1), "final_success_rate": final.get("success_rate"),
+                       "out_dir": out_dir})
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from robot_rl.train import Trainer
+
+    cfg = _config(args)
     print(f"robot-rl train: {cfg.task} ({cfg.obs_mode}), {cfg.total_env_steps} env steps, "
           f"UTD {cfg.agent.utd}, {cfg.num_demos if cfg.demo_path is None else cfg.demo_path} demos",
           file=sys.stderr)
     trainer = Trainer(cfg, resume=args.resume)
     result = trainer.run()
-    final = result["evals"][-1] if result["evals"] else {}
-    print(json.dumps({"env_steps": result["env_steps"], "updates": result["updates"],
-                      "wall_s": round(result["wall_s"], 1), "final_success_rate": final.get("success_rate"),
-                      "out_dir": trainer.cfg.out_dir}))
+    print(_summary(result, trainer.cfg.out_dir))
     return 0
+
+
+def _endpoints(host: str, data_port: int, weights_port: int) -> tuple[str, str]:
+    return f"tcp://{host}:{data_port}", f"tcp://{host}:{weights_port}"
+
+
+def _cmd_learner(args: argparse.Namespace) -> int:
+    import logging
+
+    from robot_rl.distributed import Learner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = _config(args)
+    data, weights = _endpoints(args.bind, args.data_port, args.weights_port)
+    learner = Learner(cfg, data, weights, keys_dir=args.keys, resume=args.resume)
+    print(f"robot-rl learner: {cfg.task} ({cfg.obs_mode}), waiting for actors on {data} "
+          f"(weights on {weights}), run directory {learner.cfg.out_dir}", file=sys.stderr)
+    try:
+        result = learner.run()
+    finally:
+        learner.close()
+    print(_summary(result, learner.cfg.out_dir))
+    return 0
+
+
+def _cmd_actor(args: argparse.Namespace) -> int:
+    import logging
+    import socket
+    from pathlib import Path
+
+    from robot_rl.distributed import Actor, config_hash
+    from robot_rl.transport import ActorEndpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = _config(args)
+    actor_id = args.actor_id or socket.gethostname()
+    spool = Path(args.spool or f"runs/actors/{actor_id}/spool")
+    data, weights = _endpoints(args.learner, args.data_port, args.weights_port)
+    endpoint = ActorEndpoint(actor_id, data, weights, config_hash(cfg), spool, keys_dir=args.keys)
+    actor = Actor(cfg, endpoint, actor_id, episodes_dir=args.episodes_dir)
+    print(f"robot-rl actor {actor_id}: {cfg.task} ({cfg.obs_mode}) -> learner {data}, spool {spool}",
+          file=sys.stderr)
+    try:
+        actor.run(max_episodes=args.episodes, flush_s=args.flush_s)
+    finally:
+        actor.close()
+    print(json.dumps({"actor_id": actor_id, "episodes": actor.episodes, "env_steps": actor.steps,
+                      "unsent_batches": endpoint.pending}))
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from robot_rl.transport import generate_all
+
+    paths = generate_all(args.out)
+    print(json.dumps({k: str(v) for k, v in paths.items()}, indent=2))
+    return 0
+
+
+def _add_config_args(p: argparse.ArgumentParser, run_dir: bool) -> None:
+    p.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrainConfig keys")
+    p.add_argument("--set", nargs="+", metavar="KEY=VALUE",
+                   help="override config keys, nested with dots (agent.utd=8)")
+    if run_dir:
+        p.add_argument("--out", metavar="DIR",
+                       help="run directory (default: the config's out_dir, else runs/<task>_<obs>_<time>)")
+        p.add_argument("--resume", action="store_true",
+                       help="continue the run in --out DIR from its last checkpoint")
+
+
+def _add_transport_args(p: argparse.ArgumentParser, host_flag: str, host_help: str) -> None:
+    p.add_argument(host_flag, default="127.0.0.1", metavar="HOST", help=host_help)
+    p.add_argument("--data-port", type=int, default=5555, help="transitions and control (default 5555)")
+    p.add_argument("--weights-port", type=int, default=5556, help="weight broadcast (default 5556)")
+    p.add_argument("--keys", metavar="DIR",
+                   help="CurveZMQ keys from `robot-rl keys` (required for any non-loopback address)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,14 +195,51 @@ def build_parser() -> argparse.ArgumentParser:
                "  robot-rl train --out runs/my_run --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--config", metavar="FILE.yaml", help="a YAML file of TrainConfig keys")
-    train.add_argument("--set", nargs="+", metavar="KEY=VALUE",
-                       help="override config keys, nested with dots (agent.utd=8)")
-    train.add_argument("--out", metavar="DIR",
-                       help="run directory (default: the config's out_dir, else runs/<task>_<obs>_<time>)")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out DIR from its last checkpoint")
+    _add_config_args(train, run_dir=True)
     train.set_defaults(func=_cmd_train)
+
+    learner = sub.add_parser(
+        "learner", help="the learning half of a distributed run: actors connect to it over ZeroMQ",
+        description="Learn from the episodes that N `robot-rl actor` processes (robots or simulators, on "
+                    "this or other machines) send, and broadcast fresh weights to them. Same config, "
+                    "agent, checkpoints and logs as `robot-rl train`; an actor is tagged by its id in "
+                    "the logs. Binds to loopback unless --bind says otherwise (then --keys is required).",
+        epilog="example (three terminals):\n  robot-rl learner --out runs/dist\n"
+               "  robot-rl actor --actor-id sim0\n  robot-rl actor --actor-id sim1 --set seed=1",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_args(learner, run_dir=True)
+    _add_transport_args(learner, "--bind", "address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    learner.set_defaults(func=_cmd_learner)
+
+    actor = sub.add_parser(
+        "actor", help="run the policy in an env and stream episodes to a learner",
+        description="Act with the newest weights from the learner and send every episode to it. While "
+                    "the learner is unreachable the actor keeps acting with its last weights and spools "
+                    "episodes on disk; they are re-sent, exactly once, when it is back.",
+    )
+    _add_config_args(actor, run_dir=False)
+    _add_transport_args(actor, "--learner", "learner host (default 127.0.0.1)")
+    actor.add_argument("--actor-id", help="unique, stable name of this actor (default: the hostname)")
+    actor.add_argument("--episodes", type=int, help="stop after this many episodes (default: until the "
+                       "learner is done)")
+    actor.add_argument("--spool", metavar="DIR", help="where unsent episodes wait (default "
+                       "runs/actors/<actor-id>/spool)")
+    actor.add_argument("--episodes-dir", metavar="DIR", help="also keep every episode here, one .npz "
+                       "each (see docs/episodes.md; `robot-rl dataset list DIR`)")
+    actor.add_argument("--flush-s", type=float, default=10.0, help="at the end, wait this long for the "
+                       "learner to checkpoint the spooled episodes (default 10)")
+    actor.set_defaults(func=_cmd_actor)
+
+    from robot_rl.dataset_cli import add_dataset_parser
+
+    add_dataset_parser(sub)
+
+    keys = sub.add_parser("keys", help="generate CurveZMQ keys for a learner and its actors",
+                          description="Write learner and actor key pairs (secret keys 0600) to DIR. Copy "
+                                      "DIR to the actor machines; pass --keys DIR to both commands.")
+    keys.add_argument("--out", required=True, metavar="DIR", help="directory for the keys")
+    keys.set_defaults(func=_cmd_keys)
 
     tasks = sub.add_parser("tasks", help="list the simulated tasks with their observation and action spaces")
     tasks.set_defaults(func=_cmd_tasks)
@@ -140,15 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "episodes", 1) < 1:
+    if getattr(args, "episodes", None) is not None and args.episodes < 1:
         parser.error("--episodes must be >= 1")
     if getattr(args, "noise", 0.0) < 0:
         parser.error("--noise must be >= 0")
+    from robot_rl.transport import SecurityError, SpoolError, TransportError
+
     try:
         return args.func(args)
-    except ValueError as err:  # bad task id or config: one clear line, no traceback
+    except (ValueError, TransportError, SecurityError, SpoolError) as err:
+        # bad task id, config, address or keys: one clear line, no traceback
         print(f"robot-rl: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("robot-rl: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

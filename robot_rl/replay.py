@@ -47,7 +47,7 @@ class ObsSpec:
     dtypes: dict[str, str]
 
     @classmethod
-    def from_obs(cls, obs: dict) -> "ObsSpec":
+    def from_obs(cls, obs: dict) -> ObsSpec:
         flat = flatten_obs(obs)
         return cls({k: tuple(v.shape) for k, v in flat.items()}, {k: str(v.dtype) for k, v in flat.items()})
 
@@ -72,9 +72,12 @@ class Batch:
     discount: np.ndarray
     intervened: np.ndarray
     gripper_toggled: np.ndarray  # the step switched the gripper open<->closed (grasp penalty)
+    # Discounted return-to-go of `obs` under the data's own behaviour (Cal-QL's lower bound), filled
+    # when `sample` is given `returns_to_go`.
+    mc_return: np.ndarray | None = None
 
     @staticmethod
-    def concat(a: "Batch", b: "Batch") -> "Batch":
+    def concat(a: Batch, b: Batch) -> Batch:
         return Batch(
             obs={k: np.concatenate([a.obs[k], b.obs[k]]) for k in a.obs},
             action=np.concatenate([a.action, b.action]),
@@ -83,6 +86,8 @@ class Batch:
             discount=np.concatenate([a.discount, b.discount]),
             intervened=np.concatenate([a.intervened, b.intervened]),
             gripper_toggled=np.concatenate([a.gripper_toggled, b.gripper_toggled]),
+            mc_return=(np.concatenate([a.mc_return, b.mc_return])
+                       if a.mc_return is not None and b.mc_return is not None else None),
         )
 
 
@@ -168,10 +173,35 @@ class ReplayBuffer:
     def __len__(self) -> int:
         return self.transitions_written - self._first_valid()
 
+    def returns_to_go(self, gamma: float) -> np.ndarray:
+        """Per transition slot: the discounted return from that step to its episode's end, sum_k
+        gamma^k r_{t+k}. An episode cut by the time limit (or still open) is continued with its last
+        reward forever (r_last / (1 - gamma)): 0 for a sparse-reward failure, as in Cal-QL. For a
+        fixed dataset: compute once, pass to `sample`."""
+        out = np.zeros(self.capacity, dtype=np.float32)
+        low, high = self._first_valid(), self.transitions_written
+        following = 0.0  # return of the step after the current one, same episode
+        for index in range(high - 1, low - 1, -1):
+            slot = index % self.capacity
+            nxt = index + 1
+            continues = (nxt < high and not (self._terminated[slot] or self._truncated[slot])
+                         and self._obs_frame[nxt % self.capacity] == self._next_frame[slot])
+            reward = float(self._reward[slot])
+            if continues:
+                tail = following
+            elif self._terminated[slot]:
+                tail = 0.0
+            else:
+                tail = reward / (1.0 - gamma)
+            following = reward + gamma * tail
+            out[slot] = following
+        return out
+
     def sample(self, batch_size: int, rng: np.random.Generator, n_step: int = 1,
-               gamma: float = 0.99) -> Batch:
+               gamma: float = 0.99, returns_to_go: np.ndarray | None = None) -> Batch:
         """Uniform transitions. With n_step > 1 the reward is the discounted sum over up to n steps
-        of the same episode (fewer at its end) and next_obs the observation after the last of them."""
+        of the same episode (fewer at its end) and next_obs the observation after the last of them.
+        `returns_to_go` (from `returns_to_go()`) fills `Batch.mc_return`."""
         low = self._first_valid()
         if self.transitions_written - low <= 0:
             raise RuntimeError("ReplayBuffer.sample on an empty buffer")
@@ -202,6 +232,7 @@ class ReplayBuffer:
             discount=(discount * ~terminated).astype(np.float32),
             intervened=self._intervened[slots],
             gripper_toggled=self._gripper_toggled[slots],
+            mc_return=returns_to_go[slots] if returns_to_go is not None else None,
         )
 
     def nbytes(self) -> int:
@@ -226,7 +257,7 @@ class ReplayBuffer:
         atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
-    def load(cls, path: str | Path) -> "ReplayBuffer":
+    def load(cls, path: str | Path) -> ReplayBuffer:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -25,8 +25,9 @@ import torch
 
 import sim
 from robot_rl.agents.bc import BCAgent, BCConfig
-from robot_rl.agents.iql import IQLAgent, IQLConfig, warm_start_sac
-from robot_rl.agents.sac import SACAgent, SACConfig
+from robot_rl.agents.calql import CalQLAgent, CalQLConfig
+from robot_rl.agents.iql import IQLAgent, IQLConfig
+from robot_rl.agents.sac import SACAgent, SACConfig, set_anchor, warm_start_sac
 from robot_rl.files import atomic_write
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 from sim.experts import expert_for
@@ -43,7 +44,14 @@ class TrainConfig:
     num_demos: int = 10  # scripted-expert demos recorded when no demo file is given
     demo_path: str | None = None  # a ReplayBuffer .npz of demos for this task
     random_steps: int = 0  # uniform-random actions before the policy acts (RLPD with demos: 0)
-    learning_starts: int = 256  # online transitions before updates begin
+    learning_starts: int = 256  # online transitions before updates begin (WSRL's warm-up)
+    # Online steps after learning_starts with critic-only updates: pre-trained critics first learn the
+    # value of the policy that is acting, before the actor may follow their gradient.
+    critic_warmup_steps: int = 0
+    # Warm-started runs: weight of a penalty on the actor's mean action moving away from the
+    # pre-trained actor's, decayed linearly to 0 over anchor_steps online steps once the actor updates.
+    anchor_weight: float = 0.0
+    anchor_steps: int = 5_000
     buffer_capacity: int = 200_000
     demo_ratio: float = 0.5  # fraction of each batch drawn from demos (RLPD symmetric sampling)
     eval_every: int = 1_000
@@ -54,13 +62,15 @@ class TrainConfig:
     tensorboard: bool = True
     wandb_project: str | None = None
     progress: bool = True
-    # "sac": SAC/RLPD online; "bc": behaviour cloning on the demos; "iql": offline IQL on the demos
-    # (or demo_path dataset), whose checkpoint can warm-start a "sac" run (warm_start, WSRL-style).
+    # "sac": SAC/RLPD online; "bc": behaviour cloning on the demos; "calql" / "iql": offline
+    # pre-training on the demos (or demo_path dataset), whose checkpoint warm-starts a "sac" run
+    # (warm_start, WSRL-style; Cal-QL is the one that fine-tunes without unlearning).
     algorithm: str = "sac"
-    warm_start: str | None = None  # checkpoint.pt of an earlier iql/sac run to start "sac" from
+    warm_start: str | None = None  # checkpoint.pt of an earlier calql/iql/sac run to start "sac" from
     agent: SACConfig = field(default_factory=SACConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     iql: IQLConfig = field(default_factory=IQLConfig)
+    calql: CalQLConfig = field(default_factory=CalQLConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -72,8 +82,10 @@ class TrainConfig:
             object.__setattr__(self, "bc", BCConfig(**self.bc))
         if isinstance(self.iql, dict):
             object.__setattr__(self, "iql", IQLConfig(**self.iql))
-        if self.algorithm not in ("sac", "bc", "iql"):
-            bad("algorithm", "must be 'sac', 'bc' or 'iql'")
+        if isinstance(self.calql, dict):
+            object.__setattr__(self, "calql", CalQLConfig(**self.calql))
+        if self.algorithm not in ("sac", "bc", "iql", "calql"):
+            bad("algorithm", "must be 'sac', 'bc', 'iql' or 'calql'")
         if self.algorithm != "sac" and self.num_demos == 0 and self.demo_path is None:
             bad("num_demos", f"must be > 0 (or demo_path given) for algorithm {self.algorithm!r}")
         if self.warm_start is not None and self.algorithm != "sac":
@@ -82,18 +94,22 @@ class TrainConfig:
         if self.obs_mode not in ("state", "pixels"):
             bad("obs_mode", "must be 'state' or 'pixels'")
         for name, low in (("total_env_steps", 1), ("num_demos", 0), ("random_steps", 0),
-                          ("learning_starts", 1), ("buffer_capacity", 1000), ("eval_every", 1),
+                          ("learning_starts", 1), ("critic_warmup_steps", 0), ("anchor_steps", 1), ("buffer_capacity", 1000), ("eval_every", 1),
                           ("eval_episodes", 1), ("checkpoint_every", 1), ("torch_threads", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 bad(name, f"must be an integer >= {low}")
+        if self.anchor_weight < 0:
+            bad("anchor_weight", "must be >= 0")
+        if self.anchor_weight > 0 and self.warm_start is None:
+            bad("anchor_weight", "needs warm_start (the pre-trained actor to stay near)")
         if not 0.0 <= self.demo_ratio < 1.0:
             bad("demo_ratio", "must be in [0, 1)")
         if self.num_demos == 0 and self.demo_path is None and self.demo_ratio > 0:
             object.__setattr__(self, "demo_ratio", 0.0)  # plain SAC: nothing to sample demos from
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """From plain values (YAML, overrides), checking keys and types; errors name the key."""
         from robot_rl.config import build
 
@@ -198,6 +214,8 @@ class Trainer:
             self.agent = BCAgent(self.obs_spec, self.action_dim, cfg.bc)
         elif cfg.algorithm == "iql":
             self.agent = IQLAgent(self.obs_spec, self.action_dim, cfg.agent, cfg.iql)
+        elif cfg.algorithm == "calql":
+            self.agent = CalQLAgent(self.obs_spec, self.action_dim, cfg.agent, cfg.calql)
         else:
             self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
         self.online = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
@@ -251,7 +269,7 @@ class Trainer:
         return demos
 
     # -- checkpoints -----------------------------------------------------------------------------
-    def save(self) -> None:
+    def save(self, extra: dict[str, Any] | None = None) -> None:
         """Buffers first, then the checkpoint that refers to them: a crash between the two leaves the
         previous checkpoint, which still matches the previous buffers only if nothing was appended
         since, so buffers carry the counters they were saved at and are checked on load."""
@@ -265,6 +283,7 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "wall_s": self._wall(),
+            **(extra or {}),
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
 
@@ -292,6 +311,8 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         self.wall_offset = state["wall_s"]
+        if self.cfg.warm_start is not None:  # the frozen pre-trained actor is not in our checkpoint
+            set_anchor(self.agent, self._read_checkpoint(Path(self.cfg.warm_start))["agent"])
 
     # -- loop ------------------------------------------------------------------------------------
     def _wall(self) -> float:
@@ -317,15 +338,19 @@ class Trainer:
             self._wandb.log(metrics, step=self.env_steps)
 
     def _run_offline(self) -> dict:
-        """BC or IQL: gradient steps on the demos/dataset only, evaluated five times along the way."""
+        """BC, IQL or Cal-QL: gradient steps on the demos/dataset only, evaluated five times."""
         cfg = self.cfg
+        returns_to_go = None
         if cfg.algorithm == "bc":
             total, batch_size, n_step = cfg.bc.updates, cfg.bc.batch_size, 1
-        else:
+        elif cfg.algorithm == "iql":
             total, batch_size, n_step = cfg.iql.updates, cfg.agent.batch_size, cfg.agent.n_step
+        else:
+            total, batch_size, n_step = cfg.calql.updates, cfg.agent.batch_size, cfg.agent.n_step
+            returns_to_go = self.demos.returns_to_go(cfg.agent.discount)  # Cal-QL's floor, once
         every = max(total // 5, 1)
         while self.agent.updates < total:
-            batch = self.demos.sample(batch_size, self.rng, n_step, cfg.agent.discount)
+            batch = self.demos.sample(batch_size, self.rng, n_step, cfg.agent.discount, returns_to_go)
             metrics = self.agent.update(batch)
             if self.agent.updates % every == 0 or self.agent.updates == total:
                 self._evaluate(metrics, x="updates")
@@ -355,7 +380,7 @@ class Trainer:
     def run(self) -> dict:
         cfg = self.cfg
         self._start = time.perf_counter()
-        if cfg.algorithm in ("bc", "iql"):
+        if cfg.algorithm != "sac":
             return self._run_offline()
         progress = None
         if cfg.progress:
@@ -379,7 +404,12 @@ class Trainer:
             self.env_steps += 1
             episode_return += reward
             if len(self.online) >= cfg.learning_starts:
-                metrics = self.agent.update(self._sample())
+                actor_from = cfg.learning_starts + cfg.critic_warmup_steps
+                actor = self.env_steps >= actor_from  # critic-only for critic_warmup_steps update calls
+                if cfg.anchor_weight > 0:
+                    self.agent.anchor_weight = cfg.anchor_weight * max(
+                        0.0, 1.0 - (self.env_steps - actor_from) / cfg.anchor_steps)
+                metrics = self.agent.update(self._sample(), actor=actor)
             if terminated or truncated:
                 self.episodes += 1
                 self._log({"train/episode_return": episode_return, "train/success": float(info["success"])})

@@ -144,3 +144,19 @@ def test_saving_a_mostly_empty_buffer_writes_only_what_is_used(tmp_path):
     assert loaded.capacity == 20_000 and len(loaded) == 3
     batch = loaded.sample(16, np.random.default_rng(0))
     np.testing.assert_array_equal(batch.next_obs["images/front"][:, 0, 0, 0], batch.obs["images/front"][:, 0, 0, 0] + 1)
+
+
+def test_returns_to_go_by_hand():
+    buf = _buffer(image=False)
+    _episode(buf, 0, 3, terminated=True)  # rewards 0, 1, 2 then terminal
+    _episode(buf, 10, 2, terminated=False, truncated=True)  # rewards 10, 11, then the time limit
+    g = 0.5
+    rtg = buf.returns_to_go(g)
+    np.testing.assert_allclose(rtg[:3], [0 + g * 1 + g * g * 2, 1 + g * 2, 2])
+    # Truncated: the last reward continues forever, 11 / (1 - g) = 22.
+    np.testing.assert_allclose(rtg[3:5], [10 + g * 22, 22])
+    batch = buf.sample(32, np.random.default_rng(0), returns_to_go=rtg)
+    first = batch.obs["proprio"][:, 0]
+    expected = {0: 1.0, 1: 2.0, 2: 2.0, 10: 21.0, 11: 22.0}
+    np.testing.assert_allclose(batch.mc_return, [expected[int(t)] for t in first])
+    assert buf.sample(4, np.random.default_rng(0)).mc_return is None

@@ -180,18 +180,33 @@ def test_asymmetric_pixel_run(tmp_path):
     assert trainer.run()["updates"] == 2 * 31
 
 
-def test_iql_pretraining_then_warm_started_online_run(tmp_path):
-    offline = _tiny(tmp_path / "iql", algorithm="iql", num_demos=3, eval_episodes=1, iql={"updates": 200})
+@pytest.mark.parametrize("algorithm", ["iql", "calql"])
+def test_offline_pretraining_then_warm_started_online_run(tmp_path, algorithm):
+    offline = _tiny(tmp_path / algorithm, algorithm=algorithm, num_demos=3, eval_episodes=1,
+                    **{algorithm: {"updates": 50}})
     trainer = Trainer(offline)
     result = trainer.run()
-    assert result["updates"] == 200 and len(result["evals"]) == 5
+    assert result["updates"] == 50 and len(result["evals"]) == 5
     actor = [p.clone() for p in trainer.agent.sac.actor.parameters()]
-    # WSRL: online SAC from the pre-trained actor and critics, without the offline data.
-    online = _tiny(tmp_path / "online", num_demos=0, total_env_steps=60, learning_starts=60, eval_every=60,
-                   eval_episodes=1, warm_start=str(tmp_path / "iql" / "checkpoint.pt"))
+    # WSRL: online SAC from the pre-trained actor and critics, without the offline data; 20 env steps
+    # of warm-up, then 20 with critic-only updates, then full updates.
+    online = _tiny(tmp_path / "online", num_demos=0, total_env_steps=60, learning_starts=20,
+                   critic_warmup_steps=20, eval_every=60, eval_episodes=1, anchor_weight=1.0, anchor_steps=10,
+                   warm_start=str(tmp_path / algorithm / "checkpoint.pt"))
     fine_tune = Trainer(online)
     assert fine_tune.demos is None and fine_tune.cfg.demo_ratio == 0.0
     for a, b in zip(actor, fine_tune.agent.actor.parameters()):
+        assert torch.equal(a, b)
+    steps = []
+    original = fine_tune.agent.update_actor
+    fine_tune.agent.update_actor = lambda *a, **k: steps.append(fine_tune.env_steps) or original(*a, **k)
+    fine_tune.run()
+    assert steps == list(range(40, 61))  # the actor moves only after 20 critic-only update calls
+    assert fine_tune.agent.anchor_weight == 0.0  # decayed over anchor_steps
+    assert not all(torch.equal(a, b) for a, b in zip(actor, fine_tune.agent.actor.parameters()))
+    # A resumed fine-tuning run gets its frozen pre-trained anchor back.
+    resumed = Trainer(online, resume=True)
+    for a, b in zip(actor, resumed.agent.anchor.parameters()):
         assert torch.equal(a, b)
 
 

@@ -7,8 +7,8 @@
   deterministic action (squared error), which stays finite for saturated +-1 demo actions.
 
 The actor, critic ensemble and encoder have exactly the shapes of SACAgent's, so `warm_start_sac`
-can hand them to online fine-tuning (WSRL: start online RL from the pre-trained policy and critics,
-without retaining the offline data).
+can hand them to online fine-tuning. Measured: from IQL, online SAC unlearns the moment updates begin
+(IQL's in-sample critics overestimate off-dataset actions); pre-train with Cal-QL for fine-tuning.
 """
 
 from __future__ import annotations
@@ -111,16 +111,3 @@ class IQLAgent:
         self.value_optimizer.load_state_dict(state["value_optimizer"])
         self.updates = int(state["updates"])
 
-
-def warm_start_sac(agent: SACAgent, pretrained: dict) -> None:
-    """WSRL: copy a pre-trained agent's encoder, actor and critics (not optimisers or counters) into a
-    fresh SAC agent. `pretrained` is an IQL or SAC agent state dict (from a checkpoint's "agent")."""
-    state = pretrained.get("sac", pretrained)
-    try:
-        agent.encoder.load_state_dict(state["encoder"])
-        agent.actor.load_state_dict(state["actor"])
-        agent.critic.load_state_dict(state["critic"])
-        agent.critic_target.load_state_dict(state["critic_target"])
-    except (KeyError, RuntimeError) as err:
-        raise ValueError(f"the pre-trained checkpoint does not fit this agent (task, observations, network "
-                         f"sizes must match): {err}") from err

@@ -160,6 +160,8 @@ class SACAgent:
         self.critic_optimizer = torch.optim.Adam(critic_params, lr=config.critic_lr, fused=fused)
         self.temperature_optimizer = torch.optim.Adam([self.log_temperature], lr=config.temperature_lr)
         self.updates = 0
+        self.anchor: TanhGaussianActor | None = None  # frozen pre-trained actor (warm_start_sac)
+        self.anchor_weight = 0.0
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -273,6 +275,15 @@ class SACAgent:
             self.critic.requires_grad_(True)
         log_prob = log_prob.float()
         actor_loss = (self.temperature * log_prob - q).mean()
+        if self.anchor is not None and self.anchor_weight > 0:
+            # Fine-tuning from a pre-trained policy: stay near its mean action while the critics,
+            # trained on little online data, are still unreliable away from it.
+            with torch.no_grad(), self._autocast():
+                anchor_action = self.anchor.deterministic(features.detach())
+            with self._autocast():
+                mean_action = self.actor.deterministic(features)
+            drift = (mean_action.float() - anchor_action.float()).pow(2).sum(-1).mean()
+            actor_loss = actor_loss + self.anchor_weight * drift
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
@@ -284,11 +295,14 @@ class SACAgent:
         return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
                 "temperature": self.temperature.item()}
 
-    def update(self, batches: list[Batch]) -> dict[str, float]:
-        """`len(batches)` critic updates (the UTD), then one actor/temperature update."""
+    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
+        """`len(batches)` critic updates (the UTD), then one actor/temperature update (unless
+        `actor=False`: critic-only, e.g. while pre-trained critics catch up with the policy)."""
         metrics: dict[str, float] = {}
         for batch in batches:
             metrics = self.update_critic(batch)
+        if not actor:
+            return metrics
         if self.critic_encoder is not None:
             with self._autocast():
                 actor_features = self.features(self._last_obs, augment=True)
@@ -334,3 +348,29 @@ class SACAgent:
             self.grasp_optimizer.load_state_dict(state["grasp_optimizer"])
             self._rng.bit_generator.state = state["grasp_rng"]
         self.updates = int(state["updates"])
+
+
+def warm_start_sac(agent: SACAgent, pretrained: dict) -> None:
+    """WSRL: copy a pre-trained agent's encoder, actor, critics and temperature (not optimisers or
+    counters) into a fresh SAC agent. `pretrained` is a Cal-QL, IQL or SAC agent state dict (a
+    checkpoint's "agent")."""
+    state = pretrained.get("sac", pretrained)
+    try:
+        agent.encoder.load_state_dict(state["encoder"])
+        agent.actor.load_state_dict(state["actor"])
+        agent.critic.load_state_dict(state["critic"])
+        agent.critic_target.load_state_dict(state["critic_target"])
+        with torch.no_grad():
+            agent.log_temperature.copy_(state["log_temperature"])
+    except (KeyError, RuntimeError) as err:
+        raise ValueError(f"the pre-trained checkpoint does not fit this agent (task, observations, network "
+                         f"sizes must match): {err}") from err
+    set_anchor(agent, pretrained)
+
+
+def set_anchor(agent: SACAgent, pretrained: dict) -> None:
+    """Keep a frozen copy of the pre-trained actor, for the actor's drift penalty (`anchor_weight`);
+    also called when a warm-started run resumes."""
+    anchor = copy.deepcopy(agent.actor)
+    anchor.load_state_dict(pretrained.get("sac", pretrained)["actor"])
+    agent.anchor = anchor.requires_grad_(False)

@@ -1,0 +1,317 @@
+"""Actors and a learner in separate processes (or machines), over robot_rl.transport.
+
+- An `Actor` runs the policy in its own env (a simulator here, a robot env on hardware) with the
+  newest weights it has, checked every control step (weights never wait for an episode's end), and
+  sends each finished episode to the learner as one batch: every frame once, uint8 images, per-step
+  flags. The transport spools each batch (on disk by default) until the learner has checkpointed it,
+  so an actor keeps acting while the learner is down and nothing is lost or counted twice.
+- The `Learner` is the single-process `Trainer` (same agent, demos, 50/50 sampling, evaluation,
+  checkpoints) fed by actors instead of its own env: it inserts whole episodes (so n-step returns
+  stay within one episode), keeps the update-to-data ratio exact (critic updates <= utd x (env steps
+  received - learning_starts + 1)), publishes weights every `publish_every` update calls, notices
+  silent actors, and saves the transport's per-actor sequence numbers in its checkpoint before
+  telling actors they may delete their spooled batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_rl.agents.sac import SACAgent
+from robot_rl.episodes import Episode, save_episode
+from robot_rl.replay import ObsSpec, flatten_obs
+from robot_rl.train import TrainConfig, Trainer, make_env
+from robot_rl.transport import ActorEndpoint, LearnerEndpoint, Message, require_security
+
+log = logging.getLogger(__name__)
+
+# What an actor must agree on with the learner: the observation/action layout and the networks.
+ACTOR_CONFIG_FIELDS = ("task", "obs_mode", "image_size", "cameras", "agent")
+
+
+def config_hash(cfg: TrainConfig) -> str:
+    values = {k: v for k, v in asdict(cfg).items() if k in ACTOR_CONFIG_FIELDS}
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+# -- episodes on the wire --------------------------------------------------------------------------
+def pack_episode(observations: list[dict[str, np.ndarray]], actions, rewards, terminated: bool,
+                 truncated: bool, intervened, gripper_toggled) -> dict[str, np.ndarray]:
+    """T+1 flat observations and T steps -> named arrays (one frame per observation, images uint8)."""
+    steps = len(actions)
+    arrays = {f"obs/{k}": np.stack([o[k] for o in observations]) for k in observations[0]}
+    done = np.zeros(steps, bool)
+    arrays.update(action=np.asarray(actions, np.float32).reshape(steps, -1),
+                  reward=np.asarray(rewards, np.float32), terminated=done.copy(), truncated=done.copy(),
+                  intervened=np.asarray(intervened, bool), gripper_toggled=np.asarray(gripper_toggled, bool))
+    arrays["terminated"][-1], arrays["truncated"][-1] = terminated, truncated
+    return arrays
+
+
+def unpack_episode(arrays: dict[str, np.ndarray], spec: ObsSpec) -> dict[str, Any]:
+    """Named arrays -> ReplayBuffer.add_episode arguments, checked against the learner's spec."""
+    keys = {k[len("obs/"):] for k in arrays if k.startswith("obs/")}
+    if keys != set(spec.shapes):
+        raise ValueError(f"episode observation keys {sorted(keys)} differ from the learner's {sorted(spec.shapes)}")
+    action = arrays["action"]
+    steps = len(action)
+    frames = {k: arrays[f"obs/{k}"] for k in keys}
+    for key, value in frames.items():
+        if value.shape != (steps + 1, *spec.shapes[key]):
+            raise ValueError(f"episode observation {key!r} has shape {value.shape}, expected "
+                             f"{(steps + 1, *spec.shapes[key])}")
+    for name in ("reward", "terminated", "truncated", "intervened", "gripper_toggled"):
+        if arrays[name].shape != (steps,):
+            raise ValueError(f"episode {name!r} has shape {arrays[name].shape}, expected ({steps},)")
+    return {"observations": [{k: v[t] for k, v in frames.items()} for t in range(steps + 1)],
+            "actions": action, "rewards": arrays["reward"], "terminated": bool(arrays["terminated"][-1]),
+            "truncated": bool(arrays["truncated"][-1]), "intervened": arrays["intervened"],
+            "gripper_toggled": arrays["gripper_toggled"]}
+
+
+# -- weights on the wire ---------------------------------------------------------------------------
+def policy_arrays(agent: SACAgent) -> dict[str, np.ndarray]:
+    """What an actor needs to act: encoder, actor (and grasp head), as float32 numpy arrays."""
+    modules = {"encoder": agent.encoder, "actor": agent.actor}
+    if agent.grasp is not None:
+        modules["grasp"] = agent.grasp
+    return {f"{name}.{key}": value.detach().float().cpu().numpy()
+            for name, module in modules.items() for key, value in module.state_dict().items()}
+
+
+def load_policy_arrays(agent: SACAgent, arrays: dict[str, np.ndarray]) -> None:
+    modules = {"encoder": agent.encoder, "actor": agent.actor}
+    if agent.grasp is not None:
+        modules["grasp"] = agent.grasp
+    for name, module in modules.items():
+        prefix = f"{name}."
+        state = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith(prefix)}
+        module.load_state_dict(state)
+
+
+# -- actor -----------------------------------------------------------------------------------------
+class Actor:
+    """Acts in `make_env(cfg)` with the newest published weights; sends whole episodes."""
+
+    def __init__(self, cfg: TrainConfig, endpoint: ActorEndpoint, actor_id: str,
+                 episodes_dir: str | Path | None = None):
+        torch.set_num_threads(cfg.torch_threads)
+        self.cfg, self.endpoint, self.actor_id = cfg, endpoint, actor_id
+        self.env = make_env(cfg)
+        obs, _ = self.env.reset(seed=cfg.seed)
+        self.agent = SACAgent(ObsSpec.from_obs(obs), self.env.action_space.shape[0], cfg.agent)
+        self.policy_version = -1  # -1: still the random initial policy
+        self.episodes_dir = Path(episodes_dir) if episodes_dir is not None else None
+        self.rng = np.random.default_rng([cfg.seed, zlib.crc32(actor_id.encode())])
+        self.steps = 0
+        self.episodes = 0
+        self.learner_done = False
+
+    def _refresh_weights(self) -> None:
+        latest = self.endpoint.latest_weights()
+        if latest is not None and latest[0] != self.policy_version:
+            load_policy_arrays(self.agent, latest[1])
+            self.policy_version = latest[0]
+        self.learner_done = bool(self.endpoint.weights_header.get("done", False))
+
+    def run_episode(self) -> dict[str, Any]:
+        cfg = self.cfg
+        seed = int(self.rng.integers(2**31))
+        obs, _ = self.env.reset(seed=seed)
+        observations, actions, rewards, intervened, toggles = [flatten_obs(obs)], [], [], [], []
+        stamps = [time.time()]
+        versions = set()
+        done, info, terminated, truncated = False, {}, False, False
+        start = time.time()
+        while not done:
+            self.endpoint.pump()
+            self._refresh_weights()
+            versions.add(self.policy_version)
+            if self.steps < cfg.random_steps:
+                action = self.rng.uniform(-1, 1, self.env.action_space.shape[0]).astype(np.float32)
+            else:
+                action = self.agent.act(observations[-1])
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            observations.append(flatten_obs(obs))
+            stamps.append(time.time())
+            actions.append(info["executed_action"])
+            rewards.append(reward)
+            intervened.append(bool(info.get("intervened", False)))
+            toggles.append(bool(info["gripper_toggled"]))
+            self.steps += 1
+            done = terminated or truncated
+        arrays = pack_episode(observations, actions, rewards, terminated, truncated, intervened, toggles)
+        header = {"actor_id": self.actor_id, "episode": self.episodes, "seed": seed,
+                  "success": bool(info["success"]), "return": float(np.sum(rewards)),
+                  "length": len(actions), "interventions": int(np.sum(intervened)),
+                  "policy_versions": sorted(versions), "started_unix_s": start, "ended_unix_s": time.time()}
+        if self.episodes_dir is not None:  # the permanent record, beside the transport's spool
+            steps = len(actions)
+            episode = Episode(
+                task=cfg.task, observations={k[len("obs/"):]: v for k, v in arrays.items() if k.startswith("obs/")},
+                action=arrays["action"], reward=arrays["reward"], terminated=arrays["terminated"],
+                truncated=arrays["truncated"], intervened=arrays["intervened"],
+                gripper_toggled=arrays["gripper_toggled"], timestamp=np.asarray(stamps, np.float64),
+                reward_source=np.zeros(steps, np.uint8), reward_sources=["sim"], actor_id=self.actor_id,
+                policy_version=self.policy_version, seed=seed, success=bool(info["success"]))
+            header["file"] = save_episode(episode, self.episodes_dir).name
+        self.endpoint.send_transitions(arrays, header)
+        self.episodes += 1
+        return header
+
+    def run(self, max_episodes: int | None = None, flush_s: float = 10.0) -> None:
+        """Act until `max_episodes` (None: until the learner says it is done), then wait up to
+        `flush_s` for the learner to checkpoint what is spooled; anything still spooled stays on
+        disk and is sent by the next actor run with the same spool."""
+        while (max_episodes is None or self.episodes < max_episodes) and not self.learner_done:
+            header = self.run_episode()
+            log.info("actor %s episode %d: return %.2f success %s (policy v%s, %d unacked)", self.actor_id,
+                     header["episode"], header["return"], header["success"], self.policy_version,
+                     self.endpoint.unacked)
+        deadline = time.monotonic() + flush_s
+        while self.endpoint.pending and time.monotonic() < deadline:
+            self.endpoint.pump(50)
+
+    def close(self) -> None:
+        self.endpoint.close()
+        self.env.close()
+
+
+# -- learner ---------------------------------------------------------------------------------------
+class Learner(Trainer):
+    """The Trainer's learning half, fed by actors over the transport."""
+
+    def __init__(self, cfg: TrainConfig, bind_data: str, bind_weights: str, keys_dir: str | Path | None = None,
+                 resume: bool = False, publish_every: int = 10, silent_after_s: float = 5.0):
+        for address in (bind_data, bind_weights):  # before any work: a refused address costs nothing
+            require_security(address, keys_dir, "learner")
+        super().__init__(cfg, resume=resume)
+        self.publish_every = publish_every
+        self.silent_after_s = silent_after_s
+        # Actors delete spooled episodes only once a checkpoint holds them (auto_commit=False).
+        self.endpoint = LearnerEndpoint(bind_data, bind_weights, config_hash(self.cfg), keys_dir,
+                                        auto_commit=False)
+        checkpoint = self.out / "checkpoint.pt"
+        if resume and checkpoint.exists():
+            self.endpoint.load_state_dict(self._read_checkpoint(checkpoint).get("transport", {"actors": {}}))
+        self.update_calls = 0
+        self.actor_episodes: dict[str, int] = {}
+        self._started = False
+        self._done = False
+        self._metrics: dict[str, float] = {}
+
+    def save(self, extra: dict[str, Any] | None = None) -> None:
+        """The checkpoint holds the per-actor sequence numbers of the episodes in its buffer; only
+        once it is on disk may actors delete those episodes from their spools."""
+        transport = self.endpoint.state_dict()
+        super().save({**(extra or {}), "transport": transport})
+        self.endpoint.commit(transport)
+
+    def publish(self) -> None:
+        """Weights versioned by critic updates, flagged `done` once the run has its env steps."""
+        self.endpoint.publish_weights(self.agent.updates, policy_arrays(self.agent), done=self._done)
+
+    def _ingest(self, actor_id: str, msg: Message) -> None:
+        try:
+            episode = unpack_episode(msg.arrays, self.obs_spec)
+        except (KeyError, ValueError) as err:
+            log.error("dropped an episode from actor %s: %s", actor_id, err)
+            return
+        self.online.add_episode(**episode)
+        steps = len(episode["actions"])
+        self.env_steps += steps
+        self.episodes += 1
+        self.actor_episodes[actor_id] = self.actor_episodes.get(actor_id, 0) + 1
+        h = msg.header
+        self._log({f"actor/{actor_id}/episode_return": float(h.get("return", np.sum(episode["rewards"]))),
+                   f"actor/{actor_id}/success": float(h.get("success", False)),
+                   f"actor/{actor_id}/intervention_rate": float(np.mean(episode["intervened"])),
+                   "train/episode_return": float(np.sum(episode["rewards"]))})
+
+    def _allowed_updates(self) -> int:
+        if len(self.online) < self.cfg.learning_starts:
+            return 0
+        return self.cfg.agent.utd * (self.env_steps - self.cfg.learning_starts + 1)
+
+    def start(self) -> None:
+        """Publish the initial weights and start the clocks (once; `step`/`serve` call it)."""
+        if self._started:
+            return
+        self._started = True
+        self._start = time.perf_counter()
+        self._next_eval = (self.env_steps // self.cfg.eval_every + 1) * self.cfg.eval_every
+        self._last_checkpoint = self.env_steps
+        self.publish()
+
+    def step(self) -> None:
+        """Receive what actors sent, then at most one update call (utd critic updates + the actor),
+        then evaluation / checkpoint when due. Never blocks for more than ~20 ms."""
+        cfg = self.cfg
+        self.start()
+        can_update = self.agent.updates < self._allowed_updates()
+        for actor_id, msg in self.endpoint.poll(timeout_ms=0 if can_update else 20):
+            if msg.kind == "transitions":
+                self._ingest(actor_id, msg)
+            elif msg.kind == "hello":
+                log.info("actor %s joined", actor_id)
+            elif msg.kind == "stats":
+                self._log({f"actor/{actor_id}/{k}": float(v) for k, v in msg.header.items()
+                           if isinstance(v, (int, float))})
+        for actor_id in self.endpoint.silent_actors(self.silent_after_s):
+            log.warning("actor %s silent for over %.0f s: learning goes on without it", actor_id,
+                        self.silent_after_s)
+            self.endpoint.forget(actor_id)
+        if self.agent.updates < self._allowed_updates():
+            actor = self.env_steps >= cfg.learning_starts + cfg.critic_warmup_steps
+            self._metrics = self.agent.update(self._sample(), actor=actor)
+            self.update_calls += 1
+            if self.update_calls % self.publish_every == 0:
+                self.publish()
+        if self.env_steps >= self._next_eval:
+            self._evaluate(self._metrics)
+            self._next_eval = (self.env_steps // cfg.eval_every + 1) * cfg.eval_every
+        if self.env_steps - self._last_checkpoint >= cfg.checkpoint_every:
+            self.save()  # episodes arrive whole: any moment is an episode boundary here
+            self._last_checkpoint = self.env_steps
+
+    def serve(self, seconds: float) -> None:
+        """`step` for about `seconds` (or until the step budget is reached), without finishing the run."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.env_steps < self.cfg.total_env_steps:
+            self.step()
+
+    def run(self) -> dict:
+        """Learn until `total_env_steps` have arrived, then checkpoint, tell the actors to stop and
+        keep answering them for a moment so the final episodes in flight are acknowledged."""
+        while self.env_steps < self.cfg.total_env_steps:
+            self.step()
+        self._done = True  # from now on every weights broadcast tells the actors to stop
+        self.publish()
+        # Actors are never slowed down: fast simulators can outrun the learner, which then owes
+        # updates. Pay them before finishing, so the run's UTD is what the config says.
+        while self.agent.updates < self._allowed_updates():
+            self.step()
+        if self.evals and self.evals[-1]["env_step"] != self.env_steps:
+            self._evaluate(self._metrics)
+        result = self._finish()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            self.publish()
+            self.endpoint.poll(timeout_ms=100)
+        result["actor_episodes"] = dict(self.actor_episodes)
+        return result
+
+    def close(self) -> None:
+        self.endpoint.close()
+        self.env.close()
+        self.eval_env.close()

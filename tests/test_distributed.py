@@ -1,0 +1,215 @@
+"""Actors and a learner in separate processes over real ZeroMQ sockets: episodes arrive exactly once
+across a learner that starts late, a learner that crashes and resumes, and an actor that dies."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_rl.distributed import Learner, config_hash, pack_episode, unpack_episode
+from robot_rl.replay import ObsSpec
+from robot_rl.train import TrainConfig
+
+TINY = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_every": 200, "eval_episodes": 1,
+        "checkpoint_every": 100, "progress": False, "tensorboard": False,
+        "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd": 1}}
+
+
+def _free_ports(n=2) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _cfg(out: Path, **overrides) -> TrainConfig:
+    return TrainConfig.from_dict({**TINY, "out_dir": str(out), **overrides})
+
+
+def _set_args(values: dict) -> list[str]:
+    flat = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat += [f"{key}.{k}={json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in value.items()]
+        else:
+            flat.append(f"{key}={json.dumps(value) if not isinstance(value, str) else value}")
+    return flat
+
+
+def _actor(ports, actor_id: str, spool: Path, episodes: int | None, flush_s=10.0, episodes_dir=None,
+           **overrides) -> subprocess.Popen:
+    values = {k: v for k, v in {**TINY, **overrides}.items() if k in ("task", "agent", "seed")}
+    cmd = [sys.executable, "-m", "robot_rl.cli", "actor", "--actor-id", actor_id, "--flush-s", str(flush_s),
+           "--data-port", str(ports[0]), "--weights-port", str(ports[1]), "--spool", str(spool),
+           "--set", *_set_args(values)]
+    if episodes is not None:
+        cmd += ["--episodes", str(episodes)]
+    if episodes_dir is not None:
+        cmd += ["--episodes-dir", str(episodes_dir)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _finish(proc: subprocess.Popen, timeout=120) -> dict:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_episode_packing_round_trip_and_shape_errors():
+    spec = ObsSpec({"proprio": (3,), "images/front": (4, 4, 3)}, {"proprio": "float32", "images/front": "uint8"})
+    obs = [{"proprio": np.full(3, t, np.float32), "images/front": np.full((4, 4, 3), t, np.uint8)} for t in range(4)]
+    arrays = pack_episode(obs, np.ones((3, 2)), [0.0, 0.0, 1.0], True, False, [False, True, False],
+                          [False, False, True])
+    assert arrays["obs/images/front"].dtype == np.uint8 and arrays["obs/images/front"].shape == (4, 4, 4, 3)
+    episode = unpack_episode(arrays, spec)
+    assert episode["terminated"] and not episode["truncated"]
+    assert [o["proprio"][0] for o in episode["observations"]] == [0, 1, 2, 3]
+    assert list(episode["intervened"]) == [False, True, False]
+    arrays["obs/proprio"] = arrays["obs/proprio"][:3]
+    with pytest.raises(ValueError, match="proprio"):
+        unpack_episode(arrays, spec)
+
+
+def test_config_hash_covers_what_actors_must_share(tmp_path):
+    a = _cfg(tmp_path)
+    assert config_hash(a) == config_hash(_cfg(tmp_path / "elsewhere", total_env_steps=5))
+    assert config_hash(a) != config_hash(_cfg(tmp_path, agent={"hidden_dims": (64, 64)}))
+    assert config_hash(a) != config_hash(_cfg(tmp_path, task="PegInsertion-v0"))
+
+
+def test_two_actor_processes_feed_one_learner(tmp_path):
+    ports = _free_ports()
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=300), f"tcp://127.0.0.1:{ports[0]}",
+                      f"tcp://127.0.0.1:{ports[1]}")
+    # One actor stops after 2 episodes, the other when the learner says the run is done.
+    actors = [_actor(ports, "sim0", tmp_path / "spool0", episodes=2, episodes_dir=tmp_path / "episodes"),
+              _actor(ports, "sim1", tmp_path / "spool1", episodes=None, seed=1)]
+    try:
+        result = learner.run()
+    finally:
+        learner.close()
+    summaries = [_finish(p) for p in actors]  # they stop when the learner says it is done
+    assert result["env_steps"] >= 300
+    assert set(result["actor_episodes"]) == {"sim0", "sim1"}
+    # UTD holds across processes: critic updates = utd x (env steps received - learning_starts + 1).
+    assert learner.agent.updates == 1 * (learner.env_steps - 50 + 1)
+    # Every episode a learner counted came from an actor; none counted twice.
+    assert sum(result["actor_episodes"].values()) == learner.episodes
+    assert sum(s["episodes"] for s in summaries) >= learner.episodes
+    assert all(s["episodes"] >= 1 for s in summaries)
+    # sim0 also kept its episodes on disk, in the documented format.
+    from robot_rl.episodes import iter_episodes
+
+    kept = [episode for _, episode in iter_episodes(tmp_path / "episodes")]
+    assert len(kept) == 2 and all(e.actor_id == "sim0" and e.task == "PickCube-v0" for e in kept)
+    assert sum(e.length for e in kept) == summaries[0]["env_steps"]
+    evals = (tmp_path / "run" / "eval.jsonl").read_text().splitlines()
+    assert len(evals) >= 2
+
+
+def test_actor_spools_while_the_learner_is_down_then_everything_arrives_once(tmp_path):
+    ports = _free_ports()
+    # No learner at all: the actor acts with its initial weights and keeps every episode on disk.
+    summary = _finish(_actor(ports, "robot0", tmp_path / "spool", episodes=3, flush_s=0))
+    assert summary["episodes"] == 3 and summary["unsent_batches"] == 3
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=10_000), f"tcp://127.0.0.1:{ports[0]}",
+                      f"tcp://127.0.0.1:{ports[1]}")
+    try:
+        late = _actor(ports, "robot0", tmp_path / "spool", episodes=1)  # the same robot, restarted
+        deadline = time.monotonic() + 60
+        while learner.episodes < 4 and time.monotonic() < deadline:
+            learner.serve(0.5)
+        learner.save()  # the checkpoint holds them: the actor may now delete its spool
+        while late.poll() is None and time.monotonic() < deadline:
+            learner.serve(0.2)
+        late_summary = _finish(late)
+    finally:
+        learner.close()
+    assert learner.episodes == 4 and learner.actor_episodes == {"robot0": 4}
+    assert learner.env_steps == summary["env_steps"] + late_summary["env_steps"]
+    assert late_summary["unsent_batches"] == 0
+
+
+def test_learner_crash_and_resume_loses_and_duplicates_nothing(tmp_path):
+    ports = _free_ports()
+    data, weights = f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}"
+    cfg = _cfg(tmp_path / "run", total_env_steps=10_000, checkpoint_every=10**9)
+    first = Learner(cfg, data, weights)
+    actor = _actor(ports, "robot0", tmp_path / "spool", episodes=6, flush_s=60)
+    deadline = time.monotonic() + 90
+    try:
+        while first.episodes < 2 and time.monotonic() < deadline:
+            first.serve(0.2)
+        first.save()  # checkpoint: these episodes are safe
+        saved_episodes, saved_steps = first.episodes, first.env_steps
+        while first.episodes == saved_episodes and time.monotonic() < deadline:
+            first.serve(0.2)
+        assert first.episodes > saved_episodes  # received, not checkpointed...
+    finally:
+        first.close()  # ...then the learner dies without a checkpoint
+    second = Learner(cfg, data, weights, resume=True)
+    try:
+        assert (second.episodes, second.env_steps) == (saved_episodes, saved_steps)
+        while second.episodes < 6 and time.monotonic() < deadline:
+            second.serve(0.2)
+        second.save()  # now the actor's spool may empty, and it exits
+        while actor.poll() is None and time.monotonic() < deadline:
+            second.serve(0.2)
+        summary = _finish(actor)
+    finally:
+        second.close()
+    assert summary["episodes"] == 6 and summary["unsent_batches"] == 0
+    assert second.episodes == 6 and second.env_steps == summary["env_steps"]
+    assert second.actor_episodes == {"robot0": 6 - saved_episodes}
+
+
+def test_a_dead_actor_is_noticed_and_learning_goes_on(tmp_path):
+    ports = _free_ports()
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=10_000), f"tcp://127.0.0.1:{ports[0]}",
+                      f"tcp://127.0.0.1:{ports[1]}", silent_after_s=2.0)
+    actor = _actor(ports, "robot0", tmp_path / "spool", episodes=None)
+    try:
+        deadline = time.monotonic() + 120
+        while learner.episodes < 1 and time.monotonic() < deadline:
+            learner.serve(0.5)
+        assert "robot0" in learner.endpoint.actors()
+        actor.kill()
+        actor.wait()
+        killed = time.monotonic()
+        while "robot0" in learner.endpoint.actors() and time.monotonic() - killed < 10:
+            learner.serve(0.2)
+        assert "robot0" not in learner.endpoint.actors()
+        assert time.monotonic() - killed < 5.0  # noticed within a few seconds
+    finally:
+        learner.close()
+
+
+def test_eight_actor_processes(tmp_path):
+    """The scale-out case simulated here: 8 actors (processes) feeding one learner."""
+    ports = _free_ports()
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=10_000, eval_every=10**6),
+                      f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}")
+    actors = [_actor(ports, f"sim{i}", tmp_path / f"spool{i}", episodes=2, seed=i) for i in range(8)]
+    deadline = time.monotonic() + 180
+    try:
+        while learner.episodes < 16 and time.monotonic() < deadline:
+            learner.serve(0.5)
+        learner.save()
+        while any(a.poll() is None for a in actors) and time.monotonic() < deadline:
+            learner.serve(0.2)
+        summaries = [_finish(a) for a in actors]
+    finally:
+        learner.close()
+    assert learner.actor_episodes == {f"sim{i}": 2 for i in range(8)}
+    assert learner.env_steps == sum(s["env_steps"] for s in summaries)
+    assert all(s["unsent_batches"] == 0 for s in summaries)
