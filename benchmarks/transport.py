@@ -32,6 +32,7 @@ from robot_rl.transport.wire import Message
 
 CFG = "bench"
 BATCH = 64
+# A pixel policy (2x64x64 cameras, conv encoder + 2x256 actor) has ~166k parameters: 1M is a margin.
 WEIGHTS_FLOATS = 1_000_000
 TIMEOUT_S = 120.0
 
@@ -220,6 +221,7 @@ def main() -> None:
         "weights_received": len(latencies_ms),
         "weights_latency_ms_p50": float(np.percentile(latencies_ms, 50)) if len(latencies_ms) else float("nan"),
         "weights_latency_ms_p95": float(np.percentile(latencies_ms, 95)) if len(latencies_ms) else float("nan"),
+        "weights_latency_ms_p99": float(np.percentile(latencies_ms, 99)) if len(latencies_ms) else float("nan"),
     })
     report(results, args.out)
 

@@ -213,3 +213,92 @@ def test_eight_actor_processes(tmp_path):
     assert learner.actor_episodes == {f"sim{i}": 2 for i in range(8)}
     assert learner.env_steps == sum(s["env_steps"] for s in summaries)
     assert all(s["unsent_batches"] == 0 for s in summaries)
+
+
+def _learner_process(ports, out: Path, resume: bool, **overrides) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "robot_rl.cli", "learner", "--out", str(out), "--data-port", str(ports[0]),
+           "--weights-port", str(ports[1])]
+    cmd += ["--resume"] if resume else ["--set", *_set_args({**TINY, **overrides})]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _spooled_total(spool: Path) -> int:
+    """Episodes the actor ever spooled (its next sequence number - 1)."""
+    return json.loads((spool / "state.json").read_text())["next_seq"] - 1
+
+
+def test_kill_9_of_the_learner_process_then_resume_counts_every_episode_once(tmp_path):
+    import torch
+
+    ports = _free_ports()
+    out, spool = tmp_path / "run", tmp_path / "spool"
+    first = _learner_process(ports, out, resume=False, total_env_steps=10**6, checkpoint_every=100)
+    actor = _actor(ports, "robot0", spool, episodes=12, flush_s=90)
+    deadline = time.monotonic() + 90
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    first.kill()  # SIGKILL mid-run: no chance to save or say goodbye
+    first.wait()
+    second = _learner_process(ports, out, resume=True)
+    try:
+        summary = _finish(actor, timeout=120)  # exits once a checkpoint holds all its episodes
+    finally:
+        second.kill()
+        second.wait()
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert summary["episodes"] == 12 and summary["unsent_batches"] == 0
+    assert state["episodes"] == 12 and state["env_steps"] == summary["env_steps"]
+    assert state["transport"]["actors"]["robot0"]["received_seq"] == 12
+
+
+def test_kill_9_of_an_actor_then_restart_resends_its_spool_exactly_once(tmp_path):
+    ports = _free_ports()
+    spool = tmp_path / "spool"
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=10**6), f"tcp://127.0.0.1:{ports[0]}",
+                      f"tcp://127.0.0.1:{ports[1]}")
+    actor = _actor(ports, "robot0", spool, episodes=None)
+    deadline = time.monotonic() + 90
+    try:
+        while learner.episodes < 2 and time.monotonic() < deadline:
+            learner.serve(0.2)
+        actor.kill()  # SIGKILL, mid-episode: that episode was never finished, nor sent
+        actor.wait()
+        restarted = _actor(ports, "robot0", spool, episodes=2)
+        while learner.episodes < _spooled_total(spool) and time.monotonic() < deadline:
+            learner.serve(0.2)
+        learner.save()
+        while restarted.poll() is None and time.monotonic() < deadline:
+            learner.serve(0.2)
+        summary = _finish(restarted)
+    finally:
+        learner.close()
+    assert summary["unsent_batches"] == 0
+    # Every episode the actor ever spooled (before and after the kill) arrived, and only once.
+    assert learner.actor_episodes == {"robot0": _spooled_total(spool)}
+    assert learner.endpoint.state_dict()["actors"]["robot0"]["received_seq"] == _spooled_total(spool)
+
+
+def test_an_episode_of_the_wrong_shape_is_dropped_with_a_logged_reason(tmp_path, caplog):
+    from robot_rl.transport import ActorEndpoint
+
+    ports = _free_ports()
+    cfg = _cfg(tmp_path / "run", total_env_steps=10**6)
+    learner = Learner(cfg, f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}")
+    good = {f"obs/{k}": np.zeros((3, *shape), learner.obs_spec.dtypes[k]) for k, shape in learner.obs_spec.shapes.items()}
+    good.update(pack_episode([{}] * 3, np.zeros((2, learner.action_dim)), [0.0, 0.0], False, True, [False] * 2,
+                             [False] * 2))
+    bad = {**good, "obs/proprio": np.zeros((3, 5), np.float32)}  # an actor with other observation shapes
+    try:
+        with ActorEndpoint("odd", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}", config_hash(cfg),
+                           None) as actor:
+            actor.send_transitions(bad)
+            actor.send_transitions(good)
+            deadline = time.monotonic() + 20
+            while actor.acked_seq < 2 and time.monotonic() < deadline:
+                actor.pump(10)
+                learner.serve(0.05)
+        assert learner.episodes == 1 and learner.env_steps == 2  # the good one, after the bad one
+        assert "dropped an episode from actor odd" in caplog.text and "proprio" in caplog.text
+    finally:
+        learner.close()
