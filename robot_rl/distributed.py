@@ -295,6 +295,7 @@ class Learner(Trainer):
         keep answering them for a moment so the final episodes in flight are acknowledged."""
         while self.env_steps < self.cfg.total_env_steps:
             self.step()
+        self.save()  # commit what arrived, so actors can empty their spools as they stop
         self._done = True  # from now on every weights broadcast tells the actors to stop
         self.publish()
         # Actors are never slowed down: fast simulators can outrun the learner, which then owes
