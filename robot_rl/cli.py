@@ -137,13 +137,29 @@ def _cmd_actor(args: argparse.Namespace) -> int:
     spool = Path(args.spool or f"runs/actors/{actor_id}/spool")
     data, weights = _endpoints(args.learner, args.data_port, args.weights_port)
     endpoint = ActorEndpoint(actor_id, data, weights, config_hash(cfg), spool, keys_dir=args.keys)
-    actor = Actor(cfg, endpoint, actor_id, episodes_dir=args.episodes_dir)
+    console = None
+    if args.console is not None:
+        from robot_rl.console import OperatorConsole
+
+        console = OperatorConsole(port=args.console).start()
+        print(f"robot-rl actor {actor_id}: operator console at {console.url}", file=sys.stderr)
+    actor = Actor(cfg, endpoint, actor_id, episodes_dir=args.episodes_dir, console=console)
+    if args.teleop:
+        from hardware.teleop import TeleopConfig, make_device
+        from robot_rl.intervention import TeleopHuman
+
+        spec = actor.env.unwrapped.config.action
+        actor.human = TeleopHuman(make_device(args.teleop, TeleopConfig.for_action_spec(spec)))
     print(f"robot-rl actor {actor_id}: {cfg.task} ({cfg.obs_mode}) -> learner {data}, spool {spool}",
           file=sys.stderr)
     try:
         actor.run(max_episodes=args.episodes, flush_s=args.flush_s)
     finally:
         actor.close()
+        if actor.human is not None and hasattr(actor.human, "device"):
+            actor.human.device.close()
+        if console is not None:
+            console.close()
     print(json.dumps({"actor_id": actor_id, "episodes": actor.episodes, "env_steps": actor.steps,
                       "unsent_batches": endpoint.pending}))
     return 0
@@ -227,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "runs/actors/<actor-id>/spool)")
     actor.add_argument("--episodes-dir", metavar="DIR", help="also keep every episode here, one .npz "
                        "each (see docs/episodes.md; `robot-rl dataset list DIR`)")
+    actor.add_argument("--teleop", choices=("spacemouse", "gamepad", "keyboard"),
+                       help="take over with this device (the `teleop` extra); its steps are flagged and learned from")
+    actor.add_argument("--console", type=int, nargs="?", const=8080, metavar="PORT",
+                       help="serve the web operator console on 127.0.0.1:PORT (default 8080): cameras, "
+                            "status, success/failure/reset/pause buttons")
     actor.add_argument("--flush-s", type=float, default=10.0, help="at the end, wait this long for the "
                        "learner to checkpoint the spooled episodes (default 10)")
     actor.set_defaults(func=_cmd_actor)
@@ -268,11 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--episodes must be >= 1")
     if getattr(args, "noise", 0.0) < 0:
         parser.error("--noise must be >= 0")
+    from hardware.teleop import DeviceNotFound
     from robot_rl.transport import SecurityError, SpoolError, TransportError
 
     try:
         return args.func(args)
-    except (ValueError, TransportError, SecurityError, SpoolError) as err:
+    except (ValueError, OSError, TransportError, SecurityError, SpoolError, DeviceNotFound) as err:
         # bad task id, config, address or keys: one clear line, no traceback
         print(f"robot-rl: error: {err}", file=sys.stderr)
         return 2

@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from hardware.teleop import OperatorEvent
 from robot_rl.agents.sac import SACAgent
 from robot_rl.episodes import Episode, save_episode
-from robot_rl.replay import ObsSpec, flatten_obs
+from robot_rl.intervention import InterventionSegments, SimulatedHuman
+from robot_rl.replay import ObsSpec, ReplayBuffer, flatten_obs
 from robot_rl.train import TrainConfig, Trainer, make_env
 from robot_rl.transport import ActorEndpoint, LearnerEndpoint, Message, require_security
 
@@ -104,12 +106,20 @@ class Actor:
     """Acts in `make_env(cfg)` with the newest published weights; sends whole episodes."""
 
     def __init__(self, cfg: TrainConfig, endpoint: ActorEndpoint, actor_id: str,
-                 episodes_dir: str | Path | None = None):
+                 episodes_dir: str | Path | None = None, human=None, console=None):
+        """`human`: an intervention source (`robot_rl.intervention.TeleopHuman` for a device); by
+        default the simulated human when `cfg.human.enabled`. `console`: a started
+        `robot_rl.console.OperatorConsole` to show this actor and take the operator's events."""
         torch.set_num_threads(cfg.torch_threads)
         self.cfg, self.endpoint, self.actor_id = cfg, endpoint, actor_id
         self.env = make_env(cfg)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.agent = SACAgent(ObsSpec.from_obs(obs), self.env.action_space.shape[0], cfg.agent)
+        if human is None and cfg.human.enabled:
+            human = SimulatedHuman(self.env, cfg.task, cfg.human, seed=zlib.crc32(actor_id.encode()))
+        self.human = human
+        self.console = console
+        self.paused = False
         self.policy_version = -1  # -1: still the random initial policy
         self.episodes_dir = Path(episodes_dir) if episodes_dir is not None else None
         self.rng = np.random.default_rng([cfg.seed, zlib.crc32(actor_id.encode())])
@@ -133,28 +143,48 @@ class Actor:
         versions = set()
         done, info, terminated, truncated = False, {}, False, False
         start = time.time()
+        takeovers, label = 0, None
+        if self.human is not None:
+            self.human.reset()
         while not done:
             self.endpoint.pump()
             self._refresh_weights()
             versions.add(self.policy_version)
+            events = self._operator_events()
+            if OperatorEvent.PAUSE in events:
+                self._hold_while_paused()
             if self.steps < cfg.random_steps:
                 action = self.rng.uniform(-1, 1, self.env.action_space.shape[0]).astype(np.float32)
             else:
                 action = self.agent.act(observations[-1])
+            human_action = self.human.act(action) if self.human is not None else None
+            if human_action is not None:  # the human drives: its action is executed and stored
+                action = human_action
             obs, reward, terminated, truncated, info = self.env.step(action)
+            if self.human is not None and cfg.human.intervention_reward:  # RLIF
+                reward = -1.0 if self.human.started else 0.0
+            takeovers += int(self.human is not None and self.human.started)
             observations.append(flatten_obs(obs))
             stamps.append(time.time())
             actions.append(info["executed_action"])
             rewards.append(reward)
-            intervened.append(bool(info.get("intervened", False)))
+            intervened.append(human_action is not None)
             toggles.append(bool(info["gripper_toggled"]))
             self.steps += 1
+            # Reset / success / failure from the operator end the episode after this step, as a
+            # time-limit cut (the policy's value there still bootstraps); labels go to the record.
+            if OperatorEvent.SUCCESS in events or OperatorEvent.FAILURE in events:
+                label = "success" if OperatorEvent.SUCCESS in events else "failure"
+            if label is not None or OperatorEvent.RESET in events:
+                truncated = truncated or not terminated
             done = terminated or truncated
+            self._show(obs, len(actions), human_action is not None)
         arrays = pack_episode(observations, actions, rewards, terminated, truncated, intervened, toggles)
         header = {"actor_id": self.actor_id, "episode": self.episodes, "seed": seed,
-                  "success": bool(info["success"]), "return": float(np.sum(rewards)),
-                  "length": len(actions), "interventions": int(np.sum(intervened)),
-                  "policy_versions": sorted(versions), "started_unix_s": start, "ended_unix_s": time.time()}
+                  "success": bool(info.get("success", False)), "return": float(np.sum(rewards)),
+                  "length": len(actions), "interventions": int(np.sum(intervened)), "takeovers": takeovers,
+                  "policy_versions": sorted(versions), "started_unix_s": start, "ended_unix_s": time.time(),
+                  "operator_label": label}
         if self.episodes_dir is not None:  # the permanent record, beside the transport's spool
             steps = len(actions)
             episode = Episode(
@@ -163,11 +193,46 @@ class Actor:
                 truncated=arrays["truncated"], intervened=arrays["intervened"],
                 gripper_toggled=arrays["gripper_toggled"], timestamp=np.asarray(stamps, np.float64),
                 reward_source=np.zeros(steps, np.uint8), reward_sources=["sim"], actor_id=self.actor_id,
-                policy_version=self.policy_version, seed=seed, success=bool(info["success"]))
+                policy_version=self.policy_version, seed=seed, success=bool(info.get("success", False)),
+                operator_label=label)
             header["file"] = save_episode(episode, self.episodes_dir).name
         self.endpoint.send_transitions(arrays, header)
         self.episodes += 1
+        if self.console is not None:
+            self.console.end_episode(header["success"], header["interventions"], header["length"])
         return header
+
+    # -- the operator ------------------------------------------------------------------------------
+    def _operator_events(self) -> set:
+        events = set(getattr(self.human, "events", ()))  # a teleop device's buttons
+        if self.console is not None:
+            events.update(self.console.poll_events())
+        return events
+
+    def _hold_while_paused(self) -> None:
+        """Paused: send no command at all (the robot holds its last target; on hardware the
+        watchdog holds the pose), keep the transport alive, until PAUSE comes again."""
+        self.paused = True
+        self._status()
+        while self.paused:
+            self.endpoint.pump(50)
+            if OperatorEvent.PAUSE in self._operator_events():
+                self.paused = False
+        self._status()
+
+    def _show(self, obs: dict, step: int, intervening: bool) -> None:
+        if self.console is None:
+            return
+        for camera, image in obs.get("images", {}).items():
+            self.console.update_frame(camera, image)
+        if "images" not in obs and step % 5 == 0 and hasattr(self.env.unwrapped, "render_camera"):
+            self.console.update_frame("front", self.env.unwrapped.render_camera("front"))
+        self._status(step=step, intervening=intervening)
+
+    def _status(self, **fields) -> None:
+        if self.console is not None:
+            self.console.update_status(actor_id=self.actor_id, episode=self.episodes, paused=self.paused,
+                                       policy_version=self.policy_version, **fields)
 
     def run(self, max_episodes: int | None = None, flush_s: float = 10.0) -> None:
         """Act until `max_episodes` (None: until the learner says it is done), then wait up to
@@ -228,6 +293,16 @@ class Learner(Trainer):
             log.error("dropped an episode from actor %s: %s", actor_id, err)
             return
         self.online.add_episode(**episode)
+        if np.any(episode["intervened"]):  # and into the demo/intervention buffer (HIL-SERL)
+            if self.demos is None:
+                self.demos = ReplayBuffer(max(self.cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)
+            segments = InterventionSegments(self.demos)
+            obs, last = episode["observations"], len(episode["actions"]) - 1
+            for t, action in enumerate(episode["actions"]):
+                segments.step(obs[t], action, episode["rewards"][t], obs[t + 1],
+                              episode["terminated"] and t == last, episode["truncated"] and t == last,
+                              bool(episode["intervened"][t]), bool(episode["gripper_toggled"][t]))
+            segments.close()
         steps = len(episode["actions"])
         self.env_steps += steps
         self.episodes += 1

@@ -29,6 +29,7 @@ from robot_rl.agents.calql import CalQLAgent, CalQLConfig
 from robot_rl.agents.iql import IQLAgent, IQLConfig
 from robot_rl.agents.sac import SACAgent, SACConfig, set_anchor, warm_start_sac
 from robot_rl.files import atomic_write
+from robot_rl.intervention import HumanConfig, InterventionSegments, SimulatedHuman
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 from sim.experts import expert_for
 
@@ -53,7 +54,9 @@ class TrainConfig:
     anchor_weight: float = 0.0
     anchor_steps: int = 5_000
     buffer_capacity: int = 200_000
-    demo_ratio: float = 0.5  # fraction of each batch drawn from demos (RLPD symmetric sampling)
+    # Fraction of each batch drawn from the demo/intervention buffer while it holds anything (RLPD's
+    # symmetric sampling); plain SAC without demos or interventions samples online data only.
+    demo_ratio: float = 0.5
     eval_every: int = 1_000
     eval_episodes: int = 20
     checkpoint_every: int = 2_000
@@ -71,6 +74,9 @@ class TrainConfig:
     bc: BCConfig = field(default_factory=BCConfig)
     iql: IQLConfig = field(default_factory=IQLConfig)
     calql: CalQLConfig = field(default_factory=CalQLConfig)
+    # A simulated human (the scripted expert) who takes over when the policy drifts; its steps go to
+    # the online and the demo/intervention buffers (HIL-SERL).
+    human: HumanConfig = field(default_factory=HumanConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -84,6 +90,8 @@ class TrainConfig:
             object.__setattr__(self, "iql", IQLConfig(**self.iql))
         if isinstance(self.calql, dict):
             object.__setattr__(self, "calql", CalQLConfig(**self.calql))
+        if isinstance(self.human, dict):
+            object.__setattr__(self, "human", HumanConfig(**self.human))
         if self.algorithm not in ("sac", "bc", "iql", "calql"):
             bad("algorithm", "must be 'sac', 'bc', 'iql' or 'calql'")
         if self.algorithm != "sac" and self.num_demos == 0 and self.demo_path is None:
@@ -105,8 +113,6 @@ class TrainConfig:
             bad("anchor_weight", "needs warm_start (the pre-trained actor to stay near)")
         if not 0.0 <= self.demo_ratio < 1.0:
             bad("demo_ratio", "must be in [0, 1)")
-        if self.num_demos == 0 and self.demo_path is None and self.demo_ratio > 0:
-            object.__setattr__(self, "demo_ratio", 0.0)  # plain SAC: nothing to sample demos from
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -223,7 +229,9 @@ class Trainer:
         self.env_steps = 0
         self.episodes = 0
         self.evals: list[dict] = []
+        self.episode_log: list[dict] = []  # per training episode: success, return, interventions
         self.wall_offset = 0.0
+        self._human_rng = None
         checkpoint = self.out / "checkpoint.pt"
         self._write_config()
         if resume and checkpoint.exists():
@@ -232,8 +240,16 @@ class Trainer:
             if cfg.warm_start is not None:
                 warm_start_sac(self.agent, self._read_checkpoint(Path(cfg.warm_start))["agent"])
             self.demos = self._initial_demos()
+            if self.demos is None and cfg.human.enabled:  # interventions will fill it
+                self.demos = ReplayBuffer(max(cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)
             if self.demos is not None:
                 self.demos.save(self.out / "demo_buffer.npz")
+        self.human = self.segments = None
+        if cfg.human.enabled:
+            self.human = SimulatedHuman(self.env, cfg.task, cfg.human, seed=cfg.seed)
+            self.segments = InterventionSegments(self.demos)
+            if self._human_rng is not None:
+                self.human.rng.bit_generator.state = self._human_rng
         self._writer = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
@@ -274,11 +290,18 @@ class Trainer:
         previous checkpoint, which still matches the previous buffers only if nothing was appended
         since, so buffers carry the counters they were saved at and are checked on load."""
         self.online.save(self.out / "online_buffer.npz")
+        if self.demos is not None:  # interventions keep adding to it
+            self.demos.save(self.out / "demo_buffer.npz")
+        lines = "".join(json.dumps(e) + "\n" for e in self.episode_log).encode()
+        atomic_write(self.out / "episodes.jsonl", lambda f: f.write(lines))
         state = {
             "agent": self.agent.state_dict(),
             "env_steps": self.env_steps,
             "episodes": self.episodes,
             "online_transitions": self.online.transitions_written,
+            "demo_transitions": self.demos.transitions_written if self.demos is not None else 0,
+            "episode_log": self.episode_log,
+            "human_rng": self.human.rng.bit_generator.state if self.human is not None else None,
             "evals": self.evals,
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
@@ -306,6 +329,12 @@ class Trainer:
                              f"transitions but the checkpoint expects {state['online_transitions']}")
         demo_file = self.out / "demo_buffer.npz"
         self.demos = ReplayBuffer.load(demo_file) if demo_file.exists() else None
+        if self.demos is not None and self.demos.transitions_written != state.get("demo_transitions",
+                                                                                 self.demos.transitions_written):
+            raise ValueError(f"{demo_file} holds {self.demos.transitions_written} transitions but the "
+                             f"checkpoint expects {state['demo_transitions']}")
+        self.episode_log = state.get("episode_log", [])
+        self._human_rng = state.get("human_rng")
         self.env_steps, self.episodes = state["env_steps"], state["episodes"]
         self.evals = state["evals"]
         self.rng.bit_generator.state = state["rng"]
@@ -320,7 +349,8 @@ class Trainer:
 
     def _sample(self) -> list[Batch]:
         cfg = self.cfg
-        n_demo = int(round(cfg.agent.batch_size * cfg.demo_ratio)) if self.demos is not None else 0
+        has_demos = self.demos is not None and len(self.demos) > 0
+        n_demo = int(round(cfg.agent.batch_size * cfg.demo_ratio)) if has_demos else 0
         batches = []
         n, gamma = cfg.agent.n_step, cfg.agent.discount
         for _ in range(cfg.agent.utd):
@@ -329,6 +359,13 @@ class Trainer:
                 batch = Batch.concat(batch, self.demos.sample(n_demo, self.rng, n, gamma))
             batches.append(batch)
         return batches
+
+    def _reset_episode(self) -> dict:
+        obs, _ = self.env.reset(seed=self.cfg.seed * 1_000_003 + self.episodes)
+        self.online.start_episode(obs)
+        if self.human is not None:
+            self.human.reset()
+        return obs
 
     def _log(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -388,9 +425,8 @@ class Trainer:
 
             progress = tqdm(total=cfg.total_env_steps, initial=self.env_steps, unit="step",
                             dynamic_ncols=True, file=sys.stderr)
-        obs, _ = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
-        self.online.start_episode(obs)
-        episode_return, metrics = 0.0, {}
+        obs = self._reset_episode()
+        episode_return, interventions, takeovers, metrics = 0.0, 0, 0, {}
         last_checkpoint = self.env_steps
         while self.env_steps < cfg.total_env_steps:
             flat = flatten_obs(obs)
@@ -398,11 +434,24 @@ class Trainer:
                 action = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
             else:
                 action = self.agent.act(flat)
+            intervened = False
+            if self.human is not None:  # the human's action replaces the policy's while it drives
+                human_action = self.human.act(action)
+                if human_action is not None:
+                    action, intervened = human_action, True
+            previous = obs
             obs, reward, terminated, truncated, info = self.env.step(action)
-            self.online.add(info["executed_action"], reward, obs, terminated, truncated,
-                            gripper_toggled=info["gripper_toggled"])
+            if self.human is not None and cfg.human.intervention_reward:  # RLIF
+                reward = -1.0 if self.human.started else 0.0
+            executed, toggled = info["executed_action"], info["gripper_toggled"]
+            self.online.add(executed, reward, obs, terminated, truncated, intervened=intervened,
+                            gripper_toggled=toggled)
+            if self.segments is not None:
+                self.segments.step(previous, executed, reward, obs, terminated, truncated, intervened, toggled)
             self.env_steps += 1
             episode_return += reward
+            interventions += int(intervened)
+            takeovers += int(self.human is not None and self.human.started)
             if len(self.online) >= cfg.learning_starts:
                 actor_from = cfg.learning_starts + cfg.critic_warmup_steps
                 actor = self.env_steps >= actor_from  # critic-only for critic_warmup_steps update calls
@@ -412,10 +461,14 @@ class Trainer:
                 metrics = self.agent.update(self._sample(), actor=actor)
             if terminated or truncated:
                 self.episodes += 1
-                self._log({"train/episode_return": episode_return, "train/success": float(info["success"])})
-                obs, _ = self.env.reset(seed=cfg.seed * 1_000_003 + self.episodes)
-                self.online.start_episode(obs)
-                episode_return = 0.0
+                record = {"env_step": self.env_steps, "success": bool(info["success"]),
+                          "return": episode_return, "length": self.env.steps,
+                          "intervention_rate": interventions / self.env.steps, "takeovers": takeovers}
+                self.episode_log.append(record)
+                self._log({"train/episode_return": episode_return, "train/success": float(info["success"]),
+                           "train/intervention_rate": record["intervention_rate"], "train/takeovers": takeovers})
+                obs = self._reset_episode()
+                episode_return, interventions, takeovers = 0.0, 0, 0
             if self.env_steps % cfg.eval_every == 0 or self.env_steps == cfg.total_env_steps:
                 result = self._evaluate(metrics)
                 if progress is not None:

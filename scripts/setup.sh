@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install robot_rl and everything it needs on a fresh Debian/Ubuntu machine.
 #   bash scripts/setup.sh          # the package and its runtime dependencies
-#   bash scripts/setup.sh dev      # ... plus test tools (extras: dev, ros, vlm; comma-separated)
+#   bash scripts/setup.sh dev      # ... plus test tools and a headless Chromium (extras: dev, ros,
+#                                    # vlm, data, teleop; comma-separated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -14,6 +15,11 @@ if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     libegl1 libgl1 libgles2 libosmesa6 libglfw3 >/dev/null
+  # The tests drive the web operator console in a real headless browser.
+  case ",$extras," in
+    *,dev,*) DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+               chromium chromium-driver >/dev/null ;;
+  esac
 fi
 
 # torch first and exactly: any other spec pulls several GB of CUDA wheels on a CPU machine.

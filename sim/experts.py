@@ -45,6 +45,11 @@ class ScriptedExpert:
     def act(self, obs=None) -> np.ndarray:
         raise NotImplementedError
 
+    def sync(self) -> None:
+        """Re-derive the phase from the measured state: for taking over an episode someone else
+        (a policy) has been driving. Default: start over."""
+        self.reset()
+
 
 class PickCubeExpert(ScriptedExpert):
     APPROACH_HEIGHT = 0.06
@@ -76,6 +81,18 @@ class PickCubeExpert(ScriptedExpert):
             self.phase = 0
         return self._finish(self._move(np.array([cube[0], cube[1], 0.2])), -1.0)
 
+    def sync(self) -> None:
+        env: PickCubeEnv = self.env
+        cube, ee = env.cube_position(), env.arm.ee_position
+        near = np.linalg.norm(cube + np.array([0.0, 0.0, self.GRASP_DEPTH]) - ee) < 0.015
+        self.counter = 0
+        if near and env.arm.gripper_width > 0.01 and env.gripper_opening < 0.5:
+            self.phase = 3  # holding it: lift
+        elif near:
+            self.phase = 1  # around it, open: finish the descent (then close)
+        else:
+            self.phase = 0
+
 
 class PegInsertionExpert(ScriptedExpert):
     CLEARANCE = 0.012  # peg tip above the fixture while aligning
@@ -94,6 +111,11 @@ class PegInsertionExpert(ScriptedExpert):
             self.phase = 0
         goal = np.array([hole[0], hole[1], HOLE_TOP - 0.03])
         return self._finish(self._move(goal + offset, 0.5), None)
+
+    def sync(self) -> None:
+        env: PegInsertionEnv = self.env
+        tip, hole = env.peg_tip(), env.hole_position()
+        self.phase = 1 if np.linalg.norm((hole - tip)[:2]) < 0.0015 else 0
 
 
 EXPERTS = {"PickCube-v0": PickCubeExpert, "PegInsertion-v0": PegInsertionExpert}

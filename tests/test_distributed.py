@@ -47,7 +47,7 @@ def _set_args(values: dict) -> list[str]:
 
 def _actor(ports, actor_id: str, spool: Path, episodes: int | None, flush_s=10.0, episodes_dir=None,
            **overrides) -> subprocess.Popen:
-    values = {k: v for k, v in {**TINY, **overrides}.items() if k in ("task", "agent", "seed")}
+    values = {k: v for k, v in {**TINY, **overrides}.items() if k in ("task", "agent", "seed", "human")}
     cmd = [sys.executable, "-m", "robot_rl.cli", "actor", "--actor-id", actor_id, "--flush-s", str(flush_s),
            "--data-port", str(ports[0]), "--weights-port", str(ports[1]), "--spool", str(spool),
            "--set", *_set_args(values)]
@@ -302,3 +302,73 @@ def test_an_episode_of_the_wrong_shape_is_dropped_with_a_logged_reason(tmp_path,
         assert "dropped an episode from actor odd" in caplog.text and "proprio" in caplog.text
     finally:
         learner.close()
+
+
+def test_interventions_from_an_actor_reach_the_learners_demo_buffer(tmp_path):
+    ports = _free_ports()
+    learner = Learner(_cfg(tmp_path / "run", total_env_steps=10**6, num_demos=0), f"tcp://127.0.0.1:{ports[0]}",
+                      f"tcp://127.0.0.1:{ports[1]}")
+    assert learner.demos is None
+    actor = _actor(ports, "robot0", tmp_path / "spool", episodes=2, human={"enabled": True},
+                   episodes_dir=tmp_path / "episodes")
+    deadline = time.monotonic() + 90
+    try:
+        while learner.episodes < 2 and time.monotonic() < deadline:
+            learner.serve(0.2)
+        learner.save()
+        while actor.poll() is None and time.monotonic() < deadline:
+            learner.serve(0.2)
+        _finish(actor)
+    finally:
+        learner.close()
+    from robot_rl.episodes import iter_episodes
+
+    kept = [episode for _, episode in iter_episodes(tmp_path / "episodes")]
+    intervened = sum(int(e.intervened.sum()) for e in kept)
+    assert intervened > 0  # the random initial policy drifts: the simulated human took over
+    assert learner.demos.transitions_written == intervened  # every intervened step, once
+    online = learner.online.sample(500, np.random.default_rng(0))
+    assert online.intervened.any()
+
+
+def _post_event(console, name: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(console.url + "api/event", data=json.dumps({"event": name}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+def test_operator_console_events_label_reset_and_pause_an_actors_episode(tmp_path):
+    import threading
+
+    from robot_rl.console import OperatorConsole
+    from robot_rl.distributed import Actor
+    from robot_rl.episodes import iter_episodes
+    from robot_rl.transport import ActorEndpoint
+
+    cfg = _cfg(tmp_path / "run")
+    ports = _free_ports()  # no learner: the actor spools, the console still works
+    endpoint = ActorEndpoint("robot0", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                             config_hash(cfg), tmp_path / "spool")
+    with OperatorConsole() as console:
+        actor = Actor(cfg, endpoint, "robot0", episodes_dir=tmp_path / "episodes", console=console)
+        try:
+            _post_event(console, "success")  # the operator says the task is done
+            header = actor.run_episode()
+            assert header["operator_label"] == "success" and header["length"] == 1
+            _post_event(console, "reset")
+            assert actor.run_episode()["length"] == 1
+            _post_event(console, "pause")
+            threading.Timer(0.5, _post_event, (console, "pause")).start()
+            started = time.monotonic()
+            paused = actor.run_episode()
+            assert time.monotonic() - started >= 0.5 and not actor.paused  # held, then resumed
+            assert paused["length"] == 100
+            state = console.state()
+            assert state["status"]["actor_id"] == "robot0" and len(state["history"]) == 3
+            assert "front" in state["cameras"]  # state observations: the console renders a camera
+        finally:
+            actor.close()
+    labels = [episode.operator_label for _, episode in iter_episodes(tmp_path / "episodes")]
+    assert labels == ["success", None, None]

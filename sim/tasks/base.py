@@ -322,6 +322,11 @@ class ManipulationEnv(gym.Env):
         return self._steps
 
     @property
+    def gripper_opening(self) -> float:
+        """The commanded gripper opening, 0 (closed) to 1 (open)."""
+        return self._gripper_opening
+
+    @property
     def target_position(self) -> np.ndarray:
         """The end-effector position the controller is tracking (after the safety filter)."""
         return self._target_pos.copy()
