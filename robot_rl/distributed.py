@@ -160,6 +160,8 @@ class Actor:
             human_action = self.human.act(action) if self.human is not None else None
             if human_action is not None:  # the human drives: its action is executed and stored
                 action = human_action
+            if self.human is not None and self.human.started and rewards:
+                rewards[-1] -= cfg.human.takeover_penalty  # the policy step that made the human step in
             obs, reward, terminated, truncated, info = self.env.step(action)
             if self.human is not None and cfg.human.intervention_reward:  # RLIF
                 reward = -1.0 if self.human.started else 0.0

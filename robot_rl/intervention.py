@@ -28,10 +28,13 @@ class HumanConfig:
     enabled: bool = False
     drift_threshold: float = 0.6  # mean |policy - expert| over the translation entries that counts as drift
     reaction_steps: int = 3  # drifting steps the policy still executes before the human takes over
-    takeover_steps: int = 15  # steps the human drives once it has taken over
+    takeover_steps: int = 8  # steps the human drives once it has taken over
     budget: int = 3  # takeovers per episode at most
     noise_std: float = 0.05  # Gaussian noise on the human's actions
     intervention_reward: bool = False  # RLIF: reward -1 where a takeover begins, 0 elsewhere
+    # Subtracted from the reward of the policy's last step before a takeover: without it, the steps
+    # that made the human take over inherit the value of the human's rescue.
+    takeover_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str):
@@ -45,6 +48,8 @@ class HumanConfig:
                 bad(name, f"must be an integer >= {low}")
         if not self.noise_std >= 0:
             bad("noise_std", "must be >= 0")
+        if not self.takeover_penalty >= 0:
+            bad("takeover_penalty", "must be >= 0")
 
 
 class SimulatedHuman:

@@ -235,6 +235,13 @@ class ReplayBuffer:
             mc_return=returns_to_go[slots] if returns_to_go is not None else None,
         )
 
+    def add_to_last_reward(self, delta: float) -> None:
+        """Change the reward of the newest transition (e.g. a penalty the policy earned when a human
+        had to take over right after it)."""
+        if self.transitions_written == 0:
+            raise RuntimeError("ReplayBuffer.add_to_last_reward on an empty buffer")
+        self._reward[(self.transitions_written - 1) % self.capacity] += delta
+
     def nbytes(self) -> int:
         return sum(v.nbytes for v in self._frames.values())
 

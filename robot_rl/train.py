@@ -439,6 +439,8 @@ class Trainer:
                 human_action = self.human.act(action)
                 if human_action is not None:
                     action, intervened = human_action, True
+                if self.human.started and cfg.human.takeover_penalty and self.env.steps > 0:
+                    self.online.add_to_last_reward(-cfg.human.takeover_penalty)
             previous = obs
             obs, reward, terminated, truncated, info = self.env.step(action)
             if self.human is not None and cfg.human.intervention_reward:  # RLIF

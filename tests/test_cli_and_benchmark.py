@@ -78,3 +78,13 @@ def test_sample_efficiency_benchmark_runs_an_offline_baseline(tmp_path):
     assert "error" not in run and run["updates"] == 1000
     assert figures["pick_cube_state_bc_10_demos_final_success_median"] is not None
     assert (tmp_path / "se.png").stat().st_size > 0
+
+
+def test_transport_and_teleop_latency_benchmarks_write_their_figures(tmp_path):
+    out = _run(sys.executable, "benchmarks/transport.py", "--quick", "--out", str(tmp_path / "t.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads((tmp_path / "t.json").read_text())
+    assert figures["loopback_no_spool_transitions_per_s"] > 0 and figures["weights_latency_ms_p99"] > 0
+    out = _run(sys.executable, "benchmarks/hil.py", "--quick", "--latency-only", "--out", str(tmp_path / "h.json"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads((tmp_path / "h.json").read_text())["teleop_keyboard_latency_ms_p99"] > 0

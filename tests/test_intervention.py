@@ -105,3 +105,29 @@ def test_human_config_errors_name_the_field():
         HumanConfig(reaction_steps=0)
     with pytest.raises(ValueError, match="HumanConfig.budget"):
         TrainConfig.from_dict({"human": {"budget": -1}})
+
+
+def test_the_policy_step_before_a_takeover_is_penalised(tmp_path):
+    cfg = TrainConfig.from_dict({"num_demos": 0, "total_env_steps": 100, "learning_starts": 1000,
+                                 "eval_every": 100, "eval_episodes": 1, "out_dir": str(tmp_path),
+                                 "progress": False, "tensorboard": False, "agent": {"hidden_dims": (32, 32)},
+                                 "human": {"enabled": True, "takeover_penalty": 0.5}})
+    trainer = Trainer(cfg)
+    trainer.run()
+    n = trainer.online.transitions_written
+    rewards = trainer.online._reward[:n]
+    intervened = trainer.online._intervened[:n]
+    starts = [t for t in range(1, n) if intervened[t] and not intervened[t - 1]]
+    assert starts and all(rewards[t - 1] == -0.5 for t in starts)  # sparse reward 0 before success
+    others = [t for t in range(n) if t + 1 not in starts]
+    assert all(rewards[t] >= 0 for t in others)
+
+
+def test_add_to_last_reward():
+    buffer = ReplayBuffer(10, ObsSpec({"proprio": (1,)}, {"proprio": "float32"}), 1)
+    with pytest.raises(RuntimeError, match="empty"):
+        buffer.add_to_last_reward(-1.0)
+    buffer.start_episode({"proprio": np.zeros(1, np.float32)})
+    buffer.add([0.0], 1.0, {"proprio": np.ones(1, np.float32)}, False, False)
+    buffer.add_to_last_reward(-0.25)
+    assert buffer.sample(1, np.random.default_rng(0)).reward[0] == 0.75
