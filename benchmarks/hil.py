@@ -109,7 +109,7 @@ def main() -> None:
         results[f"{name}_final_success"] = run["final_success"]
         results[f"{name}_wall_s"] = run["wall_s"]
         rates = _intervention_rates(root / f"{name}_seed{run['seed']}")
-        if rates is not None and name.endswith("_human"):
+        if rates is not None and "no_human" not in name:
             results[f"{name}_intervention_rate_by_fifth"] = [round(r, 3) for r in rates]
             results[f"{name}_intervention_rate_falls"] = rates[-1] < rates[0]
     results.update(keyboard_latency_ms(50 if args.quick else 200))
