@@ -232,6 +232,7 @@ class Trainer:
         self.episode_log: list[dict] = []  # per training episode: success, return, interventions
         self.wall_offset = 0.0
         self._human_rng = None
+        self._demos_saved_at = -1  # transitions_written of the demo buffer on disk (-1: none yet)
         checkpoint = self.out / "checkpoint.pt"
         self._write_config()
         if resume and checkpoint.exists():
@@ -242,8 +243,7 @@ class Trainer:
             self.demos = self._initial_demos()
             if self.demos is None and cfg.human.enabled:  # interventions will fill it
                 self.demos = ReplayBuffer(max(cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)
-            if self.demos is not None:
-                self.demos.save(self.out / "demo_buffer.npz")
+            self._save_demos()
         self.human = self.segments = None
         if cfg.human.enabled:
             self.human = SimulatedHuman(self.env, cfg.task, cfg.human, seed=cfg.seed)
@@ -290,8 +290,7 @@ class Trainer:
         previous checkpoint, which still matches the previous buffers only if nothing was appended
         since, so buffers carry the counters they were saved at and are checked on load."""
         self.online.save(self.out / "online_buffer.npz")
-        if self.demos is not None:  # interventions keep adding to it
-            self.demos.save(self.out / "demo_buffer.npz")
+        self._save_demos()  # interventions add to it
         lines = "".join(json.dumps(e) + "\n" for e in self.episode_log).encode()
         atomic_write(self.out / "episodes.jsonl", lambda f: f.write(lines))
         state = {
@@ -309,6 +308,13 @@ class Trainer:
             **(extra or {}),
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
+
+    def _save_demos(self) -> None:
+        """Write the demo/intervention buffer when it has changed since it was last written (only
+        interventions add to it: a fixed demo set is written once, not at every checkpoint)."""
+        if self.demos is not None and self.demos.transitions_written != self._demos_saved_at:
+            self.demos.save(self.out / "demo_buffer.npz")
+            self._demos_saved_at = self.demos.transitions_written
 
     @staticmethod
     def _read_checkpoint(path: Path) -> dict:
@@ -333,6 +339,7 @@ class Trainer:
                                                                                  self.demos.transitions_written):
             raise ValueError(f"{demo_file} holds {self.demos.transitions_written} transitions but the "
                              f"checkpoint expects {state['demo_transitions']}")
+        self._demos_saved_at = self.demos.transitions_written if self.demos is not None else -1
         self.episode_log = state.get("episode_log", [])
         self._human_rng = state.get("human_rng")
         self.env_steps, self.episodes = state["env_steps"], state["episodes"]
