@@ -208,7 +208,14 @@ class Actor:
     def _operator_events(self) -> set:
         events = set(getattr(self.human, "events", ()))  # a teleop device's buttons
         if self.console is not None:
-            events.update(self.console.poll_events())
+            from_console = self.console.poll_events()
+            if OperatorEvent.TAKEOVER in from_console:
+                if hasattr(self.human, "toggle_takeover"):  # a teleop device: it drives from this step
+                    self.human.toggle_takeover()
+                else:
+                    log.warning("%s: TAKEOVER from the console needs a teleop device (--teleop); ignored",
+                                   self.actor_id)
+            events.update(from_console)
         return events
 
     def _hold_while_paused(self) -> None:

@@ -105,6 +105,10 @@ class TeleopHuman:
         self._was_active = False
         self.events: list = []
 
+    def toggle_takeover(self) -> bool:
+        """The operator console's TAKEOVER: latch (or release) the device as the driver."""
+        return self.device.toggle_takeover()
+
     def act(self, policy_action: np.ndarray) -> np.ndarray | None:
         command = self.device.poll()
         self.events = list(command.events)

@@ -372,3 +372,29 @@ def test_operator_console_events_label_reset_and_pause_an_actors_episode(tmp_pat
             actor.close()
     labels = [episode.operator_label for _, episode in iter_episodes(tmp_path / "episodes")]
     assert labels == ["success", None, None]
+
+
+def test_console_takeover_latches_the_teleop_device_as_the_driver(tmp_path):
+    from hardware.teleop import ScriptedDevice, TeleopConfig
+    from robot_rl.console import OperatorConsole
+    from robot_rl.distributed import Actor
+    from robot_rl.intervention import TeleopHuman
+    from robot_rl.transport import ActorEndpoint
+
+    cfg = _cfg(tmp_path / "run")
+    ports = _free_ports()
+    endpoint = ActorEndpoint("robot0", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}",
+                             config_hash(cfg), tmp_path / "spool")
+    device = ScriptedDevice([], TeleopConfig(use_rotation=False))  # connected, never touched
+    with OperatorConsole() as console:
+        actor = Actor(cfg, endpoint, "robot0", human=TeleopHuman(device), console=console)
+        try:
+            assert actor.run_episode()["interventions"] == 0  # untouched device: the policy drives
+            _post_event(console, "takeover")
+            held = actor.run_episode()
+            assert device.takeover and held["interventions"] == held["length"] == 100
+            assert held["takeovers"] == 1
+            _post_event(console, "takeover")  # released: the policy drives again
+            assert actor.run_episode()["interventions"] == 0 and not device.takeover
+        finally:
+            actor.close()

@@ -272,6 +272,17 @@ class TeleopDevice(abc.ABC):
     def takeover(self) -> bool:
         return self._takeover
 
+    def toggle_takeover(self) -> bool:
+        """The TAKEOVER button pressed somewhere else (the web console): the same latch as the device's
+        own button. While latched the device drives, holding still when untouched. Returns the new state;
+        a disconnected device cannot take over."""
+        if not self.connected:
+            return False
+        self._takeover = not self._takeover
+        if not self._takeover:
+            self._latch_armed = False
+        return self._takeover
+
     @property
     def paused(self) -> bool:
         return self._paused
