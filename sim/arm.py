@@ -40,6 +40,9 @@ class SimArm:
             [model.jnt_qposadr[model.joint(n).id] for n in ("left_finger", "right_finger")]
         )
         self.gripper_actuator = model.actuator("gripper").id
+        hand = model.body("hand").id
+        self._hand_bodies = {b for b in range(model.nbody) if self._descends_from(b, hand)}
+        self._contact_force = np.zeros(6)
         self.task_actuators = np.array([model.actuator(n).id for n in TASK_TENDONS])
         # wrap_prm slots of each task tendon, ordered like ARM_JOINTS.
         slots = []
@@ -100,6 +103,34 @@ class SimArm:
     def ee_velocity(self) -> np.ndarray:
         """Linear and angular end-effector velocity in the base frame."""
         return self.jacobian() @ self.dq
+
+    def external_wrench(self) -> np.ndarray:
+        """Force (N) and torque about the end effector (N m), base frame, that contacts apply to the hand
+        and fingers: what a real arm's external-wrench estimate reports (Franka's O_F_ext_hat_K)."""
+        m, d = self.model, self.data
+        wrench = np.zeros(6)
+        ee = d.site_xpos[self.ee_site]
+        for i in range(d.ncon):
+            contact = d.contact[i]
+            b1, b2 = m.geom_bodyid[contact.geom1], m.geom_bodyid[contact.geom2]
+            on1, on2 = b1 in self._hand_bodies, b2 in self._hand_bodies
+            if on1 == on2:
+                continue
+            mujoco.mj_contactForce(m, d, i, self._contact_force)
+            # Contact frame rows are the world axes of (normal, tangent1, tangent2); the force acts on geom2.
+            force = contact.frame.reshape(3, 3).T @ self._contact_force[:3]
+            if on1:
+                force = -force
+            wrench[:3] += force
+            wrench[3:] += np.cross(contact.pos - ee, force)
+        return wrench
+
+    def _descends_from(self, body: int, ancestor: int) -> bool:
+        while body != 0:
+            if body == ancestor:
+                return True
+            body = self.model.body_parentid[body]
+        return False
 
     def state(self) -> ArmState:
         return ArmState(q=self.q.copy(), dq=self.dq.copy(), position=self.ee_position,

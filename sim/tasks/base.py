@@ -25,7 +25,7 @@ import numpy as np
 
 from controllers.actions import ActionSpec, action_to_command, validate_action
 from controllers.impedance import ImpedanceGains
-from controllers.safety import SafetyFilter, SafetyLimits
+from controllers.safety import SafetyFilter, SafetyLimits, SafetyStatus
 from sim.arm import HOME_QPOS, MAX_GRIPPER_WIDTH, SimArm
 from sim.randomization import DomainRandomizer, Randomization, RandomizationSample
 
@@ -213,32 +213,15 @@ class ManipulationEnv(gym.Env):
         self._pending_actions.append(action)
         executed = self._pending_actions.popleft()  # == action unless latency is randomised
 
-        position, rotation = self.arm.ee_position, self.arm.ee_rotation
         # Deltas move the previous target, not the measured pose: motion that the arm's dynamics
         # add on an axis the action leaves at zero is then corrected instead of kept.
         command = action_to_command(executed, cfg.action, self._target_pos, self._target_rot,
                                     current_opening=self._gripper_opening)
         target_rot = command.rotation if cfg.action.rotation else self._reference_rotation
-        status = self.safety.submit(command.position, target_rot, now=self.data.time,
-                                    measured_position=position)
-        target_pos, target_rot, hold = self.safety.output(self.data.time, position, rotation)
-        self._target_pos, self._target_rot = target_pos, target_rot
-        gripper = self._gripper_command(command.gripper)
-        toggled = False
-        if gripper is not None:
-            toggled = (gripper >= 0.5) != (self._gripper_opening >= 0.5)
-            self._gripper_opening = gripper
-            self.arm.set_gripper(gripper)
-        self.arm.step(target_pos, target_rot, cfg.substeps)
-        self._steps += 1
-
-        # MuJoCo resets the state itself when the physics diverges; never pass that off as an episode.
-        unstable = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
-        success = self._success() and not unstable
-        if cfg.reward == "sparse":
-            reward = float(success)
-        else:  # shaped progress minus 1: every step costs, so finishing (reward 0) beats hovering
-            reward = 0.0 if success else self._dense_reward() - 1.0
+        status = self.command_pose(command.position, target_rot)
+        toggled = self.command_gripper(command.gripper)
+        hold = self.advance()
+        reward, success, unstable = self.outcome()
         terminated = success
         truncated = (not terminated) and (self._steps >= cfg.episode_steps or unstable)
         info = {
@@ -250,6 +233,43 @@ class ManipulationEnv(gym.Env):
             "safety": {k: v for k, v in vars(status).items() if v} | {k: v for k, v in vars(hold).items() if v},
         }
         return self._observation(), reward, terminated, truncated, info
+
+    # -- robot-side interface: absolute targets (the ROS 2 sim node drives the arm through these) -----
+    def command_pose(self, position, rotation) -> SafetyStatus:
+        """An absolute end-effector target (base frame) through this arm's safety filter, tracked from
+        the next `advance` on. Returns what the filter did to it."""
+        return self.safety.submit(position, rotation, now=self.data.time, measured_position=self.arm.ee_position)
+
+    def command_gripper(self, opening: float | None) -> bool:
+        """Gripper opening in [0, 1] (None: keep). Returns whether it switched between open and closed."""
+        opening = self._gripper_command(opening)
+        if opening is None:
+            return False
+        toggled = (opening >= 0.5) != (self._gripper_opening >= 0.5)
+        self._gripper_opening = opening
+        self.arm.set_gripper(opening)
+        return toggled
+
+    def advance(self) -> SafetyStatus:
+        """One control period of physics towards the safety filter's output: the last target, or the
+        hold pose once no target came for `command_timeout_s` (sim time) or the e-stop is engaged."""
+        target_pos, target_rot, hold = self.safety.output(self.data.time, self.arm.ee_position,
+                                                          self.arm.ee_rotation)
+        self._target_pos, self._target_rot = target_pos, target_rot
+        self.arm.step(target_pos, target_rot, self.config.substeps)
+        self._steps += 1
+        return hold
+
+    def outcome(self) -> tuple[float, bool, bool]:
+        """(reward, success, physics_unstable) of the present state."""
+        # MuJoCo resets the state itself when the physics diverges; never pass that off as an episode.
+        unstable = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number > 0
+        success = self._success() and not unstable
+        if self.config.reward == "sparse":
+            reward = float(success)
+        else:  # shaped progress minus 1: every step costs, so finishing (reward 0) beats hovering
+            reward = 0.0 if success else self._dense_reward() - 1.0
+        return reward, success, bool(unstable)
 
     def render(self):
         if self.render_mode != "rgb_array":
@@ -302,6 +322,10 @@ class ManipulationEnv(gym.Env):
             obs["privileged"] = task_state.astype(np.float32)
         return obs
 
+    def task_state(self) -> np.ndarray:
+        """The task's object state (float32, noise-free): what `obs["object"]` holds in state mode."""
+        return self._object_state().astype(np.float32)
+
     # -- helpers for tasks and experts -----------------------------------------------------------
     def body_position(self, name: str) -> np.ndarray:
         return self.data.xpos[self.model.body(name).id].copy()
@@ -330,3 +354,8 @@ class ManipulationEnv(gym.Env):
     def target_position(self) -> np.ndarray:
         """The end-effector position the controller is tracking (after the safety filter)."""
         return self._target_pos.copy()
+
+    @property
+    def target_rotation(self) -> np.ndarray:
+        """The end-effector orientation the controller is tracking (after the safety filter)."""
+        return self._target_rot.copy()
