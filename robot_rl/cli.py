@@ -165,6 +165,18 @@ def _cmd_actor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim_robot(args: argparse.Namespace) -> int:
+    from robot_rl.ros.sim_robot_node import main as run_node
+
+    given = {"task": args.task, "cameras": args.cameras, "image_size": args.image_size,
+             "control_hz": args.control_hz, "real_time_factor": args.real_time_factor,
+             "lockstep": args.lockstep or None, "seed": args.seed, "reward": args.reward,
+             "command_timeout_s": args.command_timeout_s}
+    run_node(["robot-rl", *args.ros_args], namespace=args.namespace, domain_id=args.domain_id,
+             parameters={k: v for k, v in given.items() if v is not None})
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from robot_rl.transport import generate_all
 
@@ -252,6 +264,34 @@ def build_parser() -> argparse.ArgumentParser:
                        "learner to checkpoint the spooled episodes (default 10)")
     actor.set_defaults(func=_cmd_actor)
 
+    sim_robot = sub.add_parser(
+        "sim-robot", help="run a simulated task as a ROS 2 robot (the topics a real arm's stack speaks)",
+        description="A MuJoCo task behind ROS 2: joint states, end-effector pose/twist/wrench, cameras "
+                    "(raw + JPEG, camera info), object state, reward and success out; target pose or twist, "
+                    "gripper and e-stop in; reset and clear_estop services. Commands pass the robot-side "
+                    "guard, safety filter and watchdog, as on hardware. Needs the `ros` extra. Options not "
+                    "given keep the node's parameter defaults; --ros-args ... passes ROS arguments through.",
+        epilog="examples:\n  robot-rl sim-robot --lockstep                     # for `robot-rl train --set robot.enabled=true`\n"
+               "  robot-rl sim-robot --cameras front --real-time-factor 1\n"
+               "  robot-rl sim-robot --ros-args -p control_hz:=20.0",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sim_robot.add_argument("--task", help="task id (default PickCube-v0; see `robot-rl tasks`)")
+    sim_robot.add_argument("--namespace", default="robot", help="ROS 2 namespace of the robot's topics (default robot)")
+    sim_robot.add_argument("--lockstep", action="store_true",
+                           help="advance one control period per command (training as fast as the learner goes) "
+                                "instead of on a real-time clock")
+    sim_robot.add_argument("--cameras", nargs="*", metavar="NAME", help="cameras to publish (default front wrist; "
+                           "none: give the flag alone)")
+    sim_robot.add_argument("--image-size", type=int, help="rendered image side in pixels (default 128)")
+    sim_robot.add_argument("--control-hz", type=float, help="control periods per simulated second (default 10)")
+    sim_robot.add_argument("--real-time-factor", type=float, help="simulated seconds per wall second (default 1)")
+    sim_robot.add_argument("--seed", type=int, help="seed of the scene sequence (default 0)")
+    sim_robot.add_argument("--reward", choices=("sparse", "dense"), help="reward published (default sparse)")
+    sim_robot.add_argument("--command-timeout-s", type=float, help="watchdog timeout (default 0.5)")
+    sim_robot.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    sim_robot.set_defaults(func=_cmd_sim_robot, ros_args=[])
+
     from robot_rl.dataset_cli import add_dataset_parser
 
     add_dataset_parser(sub)
@@ -284,7 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ros_args = argv[argv.index("--ros-args"):] if "--ros-args" in argv else []  # for rclpy, untouched
+    args = parser.parse_args(argv[:len(argv) - len(ros_args)])
+    if ros_args:
+        if not hasattr(args, "ros_args"):
+            parser.error(f"--ros-args applies to ROS 2 nodes only, not `{args.command}`")
+        args.ros_args = ros_args
     if getattr(args, "episodes", None) is not None and args.episodes < 1:
         parser.error("--episodes must be >= 1")
     if getattr(args, "noise", 0.0) < 0:

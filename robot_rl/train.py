@@ -35,6 +35,18 @@ from sim.experts import expert_for
 
 
 @dataclass(frozen=True)
+class RobotConfig:
+    """Act through ROS 2 on a robot (a `robot-rl sim-robot` node, or a real arm's bridge) instead of the
+    in-process simulator. Demos and evaluation still use the in-process sim of the task (ground truth,
+    no robot time)."""
+
+    enabled: bool = False
+    namespace: str = "robot"
+    lockstep: bool = True  # a sim node started with --lockstep; False: a real-time robot
+    domain_id: int | None = None  # None: ROS_DOMAIN_ID (else 0)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     task: str = "PickCube-v0"
     obs_mode: str = "state"
@@ -77,6 +89,7 @@ class TrainConfig:
     # A simulated human (the scripted expert) who takes over when the policy drifts; its steps go to
     # the online and the demo/intervention buffers (HIL-SERL).
     human: HumanConfig = field(default_factory=HumanConfig)
+    robot: RobotConfig = field(default_factory=RobotConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -92,6 +105,10 @@ class TrainConfig:
             object.__setattr__(self, "calql", CalQLConfig(**self.calql))
         if isinstance(self.human, dict):
             object.__setattr__(self, "human", HumanConfig(**self.human))
+        if isinstance(self.robot, dict):
+            object.__setattr__(self, "robot", RobotConfig(**self.robot))
+        if self.robot.enabled and self.human.enabled:
+            bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
         if self.algorithm not in ("sac", "bc", "iql", "calql"):
             bad("algorithm", "must be 'sac', 'bc', 'iql' or 'calql'")
         if self.algorithm != "sac" and self.num_demos == 0 and self.demo_path is None:
@@ -122,7 +139,21 @@ class TrainConfig:
         return build(cls, values)
 
 
-def make_env(cfg: TrainConfig):
+def make_env(cfg: TrainConfig, in_process: bool = False):
+    """The env to act in: the task's in-process simulator, or with `robot.enabled` (and not
+    `in_process`) a `robot_rl.ros.RobotEnv` that observes and acts like it through ROS 2."""
+    if cfg.robot.enabled and not in_process:
+        if cfg.agent.asymmetric:
+            raise ValueError("agent.asymmetric needs privileged sim state, which a ROS 2 robot does not publish")
+        from robot_rl.ros.robot_env import make_robot_env
+
+        overrides: dict[str, Any] = {"obs_mode": cfg.obs_mode, "namespace": cfg.robot.namespace,
+                                     "lockstep": cfg.robot.lockstep, "domain_id": cfg.robot.domain_id}
+        if cfg.obs_mode == "pixels":
+            overrides.update(image_size=cfg.image_size, cameras=cfg.cameras)
+        if cfg.agent.grasp_critic:
+            raise ValueError("agent.grasp_critic is not wired to ROS 2 robots yet (the gripper toggles in the env)")
+        return make_robot_env(cfg.task, **overrides)
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric}
     if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
         task = sim.TASKS.get(cfg.task.split("/", 1)[-1])
@@ -212,7 +243,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.env = make_env(cfg)
-        self.eval_env = make_env(cfg)
+        self.eval_env = make_env(cfg, in_process=True)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)
         self.action_dim = self.env.action_space.shape[0]
@@ -278,7 +309,7 @@ class Trainer:
             return demos
         if cfg.num_demos == 0:
             return None
-        demo_env = make_env(cfg)
+        demo_env = make_env(cfg, in_process=True)
         demos = record_demos(demo_env, cfg.task, cfg.num_demos, seed=10_000_000 + cfg.seed,
                              capacity=max(cfg.num_demos * 101 + 1, 1000))
         demo_env.close()

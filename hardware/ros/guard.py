@@ -43,6 +43,7 @@ class CommandGuard:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.accepted = 0
         self.last_rejection = ""
+        self.arrival_ages: collections.deque[float] = collections.deque(maxlen=1000)  # s, accepted commands
         self._twist: tuple[np.ndarray, np.ndarray, float] | None = None
 
     def pose(self, msg, now: float) -> tuple[np.ndarray, np.ndarray] | None:
@@ -51,9 +52,11 @@ class CommandGuard:
         try:
             pose = from_pose(msg)
         except MessageError as err:
-            return self._reject("target_pose", str(err))
+            self._reject("target_pose", str(err))
+            return None
         self._twist = None  # a pose command replaces a twist
         self.accepted += 1
+        self.arrival_ages.append(now - from_stamp(msg.header.stamp))
         return pose
 
     def twist(self, msg, now: float) -> bool:
@@ -80,12 +83,18 @@ class CommandGuard:
     def gripper(self, msg) -> float | None:
         value = float(msg.data)
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-            return self._reject("gripper_command", f"opening must be in [0, 1], got {value!r}")
+            self._reject("gripper_command", f"opening must be in [0, 1], got {value!r}")
+            return None
         self.accepted += 1
         return value
 
     def status(self) -> dict:
-        return {"accepted": self.accepted, "rejected": dict(self.rejected), "last_rejection": self.last_rejection}
+        status = {"accepted": self.accepted, "rejected": dict(self.rejected), "last_rejection": self.last_rejection}
+        if self.arrival_ages:  # command latency: sender's stamp to arrival here (clocks must agree)
+            ms = 1e3 * np.asarray(self.arrival_ages)
+            status["latency_ms_p50"] = float(np.percentile(ms, 50))
+            status["latency_ms_p99"] = float(np.percentile(ms, 99))
+        return status
 
     def _header_ok(self, what: str, header, now: float) -> bool:
         if header.frame_id not in (self.checks.frame_id, ""):
@@ -104,4 +113,3 @@ class CommandGuard:
         self.rejected[what] += 1
         self.last_rejection = f"{what}: {reason}"
         self.warn(f"rejected {self.last_rejection}")
-        return None

@@ -30,7 +30,7 @@ class MessageError(ValueError):
 # -- time ------------------------------------------------------------------------------------------
 def to_stamp(seconds: float) -> Time:
     sec = math.floor(seconds)
-    return Time(sec=int(sec), nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
 def from_stamp(stamp: Time) -> float:

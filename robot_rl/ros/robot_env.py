@@ -19,11 +19,12 @@ or the `reward` topic ("topic": a sim's dense reward or a reward node). The epis
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import gymnasium as gym
@@ -96,9 +97,9 @@ class RobotEnvConfig:
         if task_cls is None:
             raise ValueError(f"unknown task {task!r}; available: {sorted(sim.TASKS)}")
         defaults = task_cls.DEFAULT_CONFIG
-        values: dict[str, Any] = dict(control_hz=defaults.control_hz, episode_steps=defaults.episode_steps,
-                                      object_state_dim=task_cls.OBJECT_STATE_DIM, action=defaults.action,
-                                      safety=defaults.safety, cameras=defaults.cameras)
+        values: dict[str, Any] = {"control_hz": defaults.control_hz, "episode_steps": defaults.episode_steps,
+                                  "object_state_dim": task_cls.OBJECT_STATE_DIM, "action": defaults.action,
+                                  "safety": defaults.safety, "cameras": defaults.cameras}
         values.update(overrides)
         if values.get("obs_mode", "state") == "pixels":
             values["object_state_dim"] = 0
@@ -115,15 +116,17 @@ class _Latest:
     def __init__(self):
         self.cond = threading.Condition()
         self.values: dict[str, tuple[Any, float, float | None]] = {}  # topic: (value, received, stamp)
+        self.received: collections.Counter[str] = collections.Counter()
 
     def put(self, topic: str, value, stamp: float | None = None) -> None:
         with self.cond:
             self.values[topic] = (value, time.monotonic(), stamp)
+            self.received[topic] += 1
             self.cond.notify_all()
 
 
 class RobotEnv(gym.Env):
-    metadata = {"render_modes": []}
+    metadata: ClassVar[dict] = {"render_modes": []}
 
     def __init__(self, config: RobotEnvConfig):
         self.config = cfg = config
@@ -343,6 +346,12 @@ class RobotEnv(gym.Env):
         if self.config.lockstep:
             return self._total_steps / self.config.control_hz
         return time.monotonic()
+
+    @property
+    def received(self) -> dict[str, int]:
+        """Messages received per observed topic so far (e.g. to count dropped camera frames)."""
+        with self._latest.cond:
+            return dict(self._latest.received)
 
     @property
     def steps(self) -> int:

@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 import rclpy
+from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import Trigger
@@ -78,8 +78,13 @@ class SimRobotNode(Node):
         unknown = sorted(set(parameters or {}) - set(PARAMETERS))
         if unknown:
             raise ValueError(f"sim_robot_node: unknown parameter(s) {unknown}; known: {sorted(PARAMETERS)}")
-        p = {name: self.declare_parameter(name, default, _descriptor(name, text, bounds)).value
-             for name, (default, text, bounds) in PARAMETERS.items()}
+        from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+        try:
+            p = {name: self.declare_parameter(name, default, _descriptor(name, text, bounds)).value
+                 for name, (default, text, bounds) in PARAMETERS.items()}
+        except (InvalidParameterTypeException, InvalidParameterValueException) as err:
+            raise ValueError(f"sim_robot_node: {err}") from err
         if p["reward"] not in ("sparse", "dense"):
             raise ValueError(f"sim_robot_node: parameter reward must be 'sparse' or 'dense', got {p['reward']!r}")
         self.params = p
@@ -100,6 +105,7 @@ class SimRobotNode(Node):
         self.rng = np.random.default_rng(p["seed"])
         self.episode = -1
         self.ticks = 0
+        self.frames_published = 0  # per camera
         self._pose_pending = False
         self._gripper_pending = False
 
@@ -208,6 +214,7 @@ class SimRobotNode(Node):
     def _publish(self) -> None:
         env, arm = self.env, self.env.arm
         stamp = self.now()
+        self.frames_published += 1
         for camera in self.cameras:
             rgb = env.render_camera(camera)
             self.pub_images[camera].publish(M.to_image(rgb, stamp, camera))
@@ -231,7 +238,7 @@ class SimRobotNode(Node):
 
     def _publish_status(self, unstable: bool = False) -> None:
         hold = self._hold
-        status = {"episode": self.episode, "tick": self.ticks, "estop": self.env.safety.estopped,
+        status = {"episode": self.episode, "tick": self.ticks, "frames_published": self.frames_published, "estop": self.env.safety.estopped,
                   "watchdog_hold": bool(hold is not None and hold.stale_hold), "physics_unstable": unstable,
                   "commands": self.guard.status()}
         if self._last_status is not None:

@@ -1,0 +1,77 @@
+"""camera_node: publish one camera as ROS 2 images on a robot's namespace, with the same topic names
+as sim_robot_node's cameras (`cameras/<name>/image_raw`, `.../compressed` while someone subscribes,
+`.../camera_info`), after crop and resize. Best-effort, keep-last-1 QoS: a late frame is dropped.
+
+    robot-rl camera --name front --source opencv --device 0 --crop 80 0 480 480 --resize 128 128
+"""
+
+from __future__ import annotations
+
+import time
+
+import rclpy
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from hardware.cameras.sources import CameraConfig, open_camera
+from hardware.ros import messages as M
+from hardware.ros import qos, topics
+
+
+class CameraNode(Node):
+    def __init__(self, config: CameraConfig, *, namespace: str = "robot", fovy_deg: float = 0.0,
+                 jpeg_quality: int = 90, context=None):
+        super().__init__(f"camera_{config.name}", namespace=namespace, context=context)
+        self.config = config
+        self.source = open_camera(config)
+        self.fovy_deg = fovy_deg
+        self.jpeg_quality = jpeg_quality
+        self.published = 0
+        self.missed = 0  # timer ticks with no new frame from the source
+        self.pub_image = self.create_publisher(Image, topics.camera_image(config.name), qos.SENSOR)
+        self.pub_jpeg = self.create_publisher(CompressedImage, topics.camera_compressed(config.name), qos.SENSOR)
+        self.pub_info = self.create_publisher(CameraInfo, topics.camera_info(config.name), qos.SENSOR)
+        self.create_timer(1.0 / config.fps, self._tick)
+
+    def _tick(self) -> None:
+        rgb = self.source.read()
+        if rgb is None:
+            self.missed += 1
+            return
+        stamp = time.time()
+        self.pub_image.publish(M.to_image(rgb, stamp, self.config.name))
+        if self.pub_jpeg.get_subscription_count() > 0:
+            self.pub_jpeg.publish(M.to_compressed(rgb, stamp, self.config.name, self.jpeg_quality))
+        height, width = rgb.shape[:2]
+        info = M.camera_info(width, height, self.fovy_deg, stamp, self.config.name) if self.fovy_deg > 0 else \
+            CameraInfo(header=M.to_image(rgb[:1, :1], stamp, self.config.name).header, width=width, height=height)
+        self.pub_info.publish(info)
+        self.published += 1
+
+    def destroy_node(self) -> None:
+        self.source.close()
+        super().destroy_node()
+
+
+def main(config: CameraConfig, *, namespace: str = "robot", domain_id: int | None = None,
+         argv: list[str] | None = None, fovy_deg: float = 0.0, duration_s: float | None = None) -> int:
+    """Publish until SIGINT/SIGTERM (or `duration_s`); returns the number of frames published."""
+    qos.use_large_data_transport()
+    context = rclpy.Context()
+    rclpy.init(args=argv, context=context, domain_id=domain_id)
+    node = None
+    try:
+        node = CameraNode(config, namespace=namespace, fovy_deg=fovy_deg, context=context)
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        end = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while context.ok() and (end is None or time.monotonic() < end):
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            pass
+        return node.published
+    finally:
+        if node is not None:
+            node.destroy_node()
+        context.try_shutdown()

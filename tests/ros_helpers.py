@@ -1,0 +1,134 @@
+"""Shared by the ROS 2 tests: a domain id per test, a sim_robot_node in its own process, a probe node
+that publishes and listens in the test process, and a pick-cube policy that sees only observations."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing as mp
+import os
+import threading
+import time
+
+import numpy as np
+
+_counter = itertools.count()
+
+
+def fresh_domain_id() -> int:
+    """Distinct per test and (very likely) per concurrent test run on the machine."""
+    return 1 + (os.getpid() * 13 + next(_counter)) % 200
+
+
+def _run_sim_robot(parameters: dict, domain_id: int, namespace: str) -> None:
+    from robot_rl.ros.sim_robot_node import main
+
+    main(parameters=parameters, domain_id=domain_id, namespace=namespace)
+
+
+class SimRobotProcess:
+    def __init__(self, domain_id: int, namespace: str = "robot", **parameters):
+        self.process = mp.get_context("spawn").Process(target=_run_sim_robot,
+                                                        args=(parameters, domain_id, namespace), daemon=True)
+
+    def __enter__(self):
+        self.process.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.process.terminate()  # SIGTERM: rclpy shuts the node down
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+
+
+class Probe:
+    """A node in the test process: publish commands, keep the newest message per topic."""
+
+    def __init__(self, domain_id: int, namespace: str = "robot"):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node("probe", namespace=namespace, context=self.context)
+        self.latest: dict[str, object] = {}
+        self.counts: dict[str, int] = {}
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self.thread.start()
+
+    def _spin(self):
+        import rclpy
+
+        try:
+            self.executor.spin()
+        except rclpy.executors.ExternalShutdownException:
+            pass
+
+    def listen(self, msg_type, topic: str, qos):
+        def keep(msg):
+            self.latest[topic] = msg
+            self.counts[topic] = self.counts.get(topic, 0) + 1
+        self.node.create_subscription(msg_type, topic, keep, qos)
+
+    def publisher(self, msg_type, topic: str, qos):
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for(self, predicate, timeout: float = 10.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.01)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def status(self) -> dict:
+        msg = self.latest.get("status")
+        return json.loads(msg.data) if msg is not None else {}
+
+    def close(self):
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+class ObsPickPolicy:
+    """Pick-cube from the observation alone (proprio + object state), as a remote client sees it."""
+
+    def __init__(self, scale: float = 0.03):
+        self.scale = scale
+        self.reset()
+
+    def reset(self):
+        self.phase, self.count = 0, 0
+
+    def act(self, obs) -> np.ndarray:
+        ee, cube = obs["proprio"][:3], obs["object"][:3]
+
+        def move(goal):
+            return np.clip(0.6 * (goal - ee) / self.scale, -1, 1)
+
+        grip = 1.0
+        if self.phase == 0:  # above the cube
+            goal = cube + [0, 0, 0.06]
+            translation = move(goal)
+            if np.linalg.norm((goal - ee)[:2]) < 0.01 and abs(goal[2] - ee[2]) < 0.015:
+                self.phase = 1
+        elif self.phase == 1:  # down to it
+            goal = cube + [0, 0, -0.004]
+            translation = move(goal)
+            if abs(goal[2] - ee[2]) < 0.008:
+                self.phase = 2
+        elif self.phase == 2:  # close
+            translation, grip = np.zeros(3), -1.0
+            self.count += 1
+            if self.count >= 3:
+                self.phase = 3
+        else:  # lift
+            translation, grip = np.array([0, 0, 1.0]), -1.0
+        return np.r_[translation, grip].astype(np.float32)
