@@ -132,3 +132,32 @@ class ObsPickPolicy:
         else:  # lift
             translation, grip = np.array([0, 0, 1.0]), -1.0
         return np.r_[translation, grip].astype(np.float32)
+
+
+def _run_bridge(profile: dict, domain_id: int) -> None:
+    from hardware.robots.bridge import main
+    from hardware.robots.profile import profile_from_dict
+
+    main(profile_from_dict(profile), domain_id=domain_id)
+
+
+class BridgeProcess(SimRobotProcess):
+    def __init__(self, domain_id: int, profile: dict):
+        self.process = mp.get_context("spawn").Process(target=_run_bridge, args=(profile, domain_id), daemon=True)
+
+
+def _run_remapped_sim(parameters: dict, domain_id: int, namespace: str, remaps: dict) -> None:
+    from robot_rl.ros.sim_robot_node import main
+
+    argv = ["sim", "--ros-args"]
+    for source, target in remaps.items():
+        argv += ["-r", f"{source}:={target}"]
+    main(argv, parameters=parameters, domain_id=domain_id, namespace=namespace)
+
+
+class RemappedSimProcess(SimRobotProcess):
+    """A sim_robot_node whose topics are renamed to a real controller's: the stand-in a bridge drives."""
+
+    def __init__(self, domain_id: int, remaps: dict, namespace: str = "arm_sim", **parameters):
+        self.process = mp.get_context("spawn").Process(
+            target=_run_remapped_sim, args=(parameters, domain_id, namespace, remaps), daemon=True)

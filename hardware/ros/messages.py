@@ -29,8 +29,8 @@ class MessageError(ValueError):
 
 # -- time ------------------------------------------------------------------------------------------
 def to_stamp(seconds: float) -> Time:
-    sec = math.floor(seconds)
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    sec, nanosec = divmod(round(seconds * 1e9), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def from_stamp(stamp: Time) -> float:

@@ -8,13 +8,20 @@
 - LOCKSTEP_SENSOR: reliable keep last 1, for a simulator that steps only when commanded (a lost frame
   there would stall the loop).
 
-Large raw images between processes need Fast DDS's shared memory transport with a segment big enough
-for a frame; `use_large_data_transport()` selects it (before rclpy.init) unless the user set a profile.
+Large raw images between processes: Fast DDS's default shared-memory segment (512 KB) is smaller than
+one 640x480 frame, so those go over UDP fragments and best-effort readers lose 28-46% of them.
+`use_large_data_transport()` (called before rclpy.init by every node here) points Fast DDS at a profile
+with a 16 MB shared-memory segment plus UDPv4, the same transports a default participant has, so our
+nodes still discover and talk to any other ROS 2 process (ros2 CLI, franka_ros2, the UR driver). Fast
+DDS's LARGE_DATA builtin mode would also keep the frames but did not interoperate with default
+participants here. A profile set by the user (FASTDDS_DEFAULT_PROFILES_FILE) is left alone.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -28,8 +35,41 @@ EVENT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=Reliab
                    durability=DurabilityPolicy.VOLATILE)
 
 
+FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>robot_rl_shm</transport_id>
+        <type>SHM</type>
+        <segment_size>16777216</segment_size>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>robot_rl_udp</transport_id>
+        <type>UDPv4</type>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="robot_rl_participant" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>robot_rl_shm</transport_id>
+          <transport_id>robot_rl_udp</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+
+
 def use_large_data_transport() -> None:
-    """Fast DDS: shared memory (and TCP) for large samples, so that raw 640x480 frames are not lost in
-    UDP fragments. Respects a profile the user configured; must run before rclpy.init()."""
-    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
-        os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")
+    """Select the 16 MB shared-memory profile for Fast DDS (before rclpy.init), unless the user set one."""
+    if "FASTDDS_DEFAULT_PROFILES_FILE" in os.environ or "FASTDDS_BUILTIN_TRANSPORTS" in os.environ:
+        return
+    path = Path(tempfile.gettempdir()) / f"robot_rl_fastdds_{os.getuid()}.xml"
+    if not path.exists() or path.read_text() != FASTDDS_PROFILE:
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(FASTDDS_PROFILE)
+        os.replace(tmp, path)
+    os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(path)
