@@ -177,6 +177,70 @@ def _cmd_sim_robot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bridge(args: argparse.Namespace) -> int:
+    from hardware.robots import load_profile
+    from hardware.robots.bridge import main as run_bridge
+
+    run_bridge(load_profile(args.profile), domain_id=args.domain_id, argv=["robot-rl", *args.ros_args])
+    return 0
+
+
+def _cmd_camera(args: argparse.Namespace) -> int:
+    from hardware.cameras import CameraConfig
+    from hardware.cameras.ros_node import main as run_camera
+    from hardware.robots import load_profile
+
+    namespace = args.namespace
+    if args.profile is not None:
+        profile = load_profile(args.profile)
+        by_name = {c.name: c for c in profile.cameras}
+        if args.camera not in by_name:
+            raise ValueError(f"robot profile {profile.name!r} has cameras {sorted(by_name)}, not {args.camera!r}")
+        config = by_name[args.camera]
+        namespace = namespace or profile.namespace
+    else:
+        config = CameraConfig(name=args.camera, source=args.source, device=args.device, width=args.width,
+                              height=args.height, fps=args.fps, crop=args.crop, resize=args.resize)
+    run_camera(config, namespace=namespace or "robot", domain_id=args.domain_id, argv=["robot-rl", *args.ros_args])
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from hardware.robots.profile import PROFILES_DIR, load_profile
+
+    for path in sorted(PROFILES_DIR.glob("*.yaml")):
+        profile = load_profile(path)
+        low, high = profile.safety.workspace_low, profile.safety.workspace_high
+        print(f"{profile.name}: bridge={profile.bridge} namespace=/{profile.namespace} {profile.control_hz} Hz, "
+              f"cameras {[c.name for c in profile.cameras]}, workspace {list(low)}..{list(high)} m, "
+              f"max speed {profile.safety.max_linear_speed} m/s  ({path})")
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from robot_rl.launcher import find_launch_file, parse, run
+
+    overrides = {}
+    for item in args.arguments:
+        if ":=" not in item:
+            raise ValueError(f"launch argument {item!r} must look like name:=value")
+        name, value = item.split(":=", 1)
+        overrides[name] = value
+    composition = parse(find_launch_file(args.launch_file), overrides)
+    if args.print:
+        for executable in composition.executables:
+            print(f"{executable.name}: {' '.join(executable.argv)}")
+        return 0
+    return run(composition)
+
+
+def _cmd_teleop(args: argparse.Namespace) -> int:
+    from robot_rl.ros.teleop_session import main as run
+
+    return run(args.profile, args.device, args.episodes_dir, args.episodes, args.obs_mode, args.image_size,
+               args.domain_id)
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from robot_rl.transport import generate_all
 
@@ -291,6 +355,66 @@ def build_parser() -> argparse.ArgumentParser:
     sim_robot.add_argument("--command-timeout-s", type=float, help="watchdog timeout (default 0.5)")
     sim_robot.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
     sim_robot.set_defaults(func=_cmd_sim_robot, ros_args=[])
+
+    bridge = sub.add_parser(
+        "bridge", help="run a real arm's ROS 2 bridge (franka, ur) from a robot profile",
+        description="The robot side of a real arm: maps our topics onto the controller's topics named in the "
+                    "profile, with the command guard, safety filter, watchdog and e-stop in between; `reset` "
+                    "moves the arm home. Needs the `ros` extra and the arm's own ROS 2 driver running.",
+        epilog="example:\n  robot-rl bridge franka_fr3\n  robot-rl bridge my_cell.yaml --ros-args --log-level debug",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bridge.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
+    bridge.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    bridge.set_defaults(func=_cmd_bridge, ros_args=[])
+
+    camera = sub.add_parser(
+        "camera", help="publish a camera as ROS 2 images (raw, JPEG, camera info) after crop and resize",
+        description="Publish one camera on a robot's namespace (cameras/<name>/image_raw ...). Take its "
+                    "settings from a robot profile (--profile P --camera NAME) or from the options.")
+    camera.add_argument("--profile", help="robot profile holding this camera's settings")
+    camera.add_argument("--camera", default="front", help="camera name (default front)")
+    camera.add_argument("--namespace", help="ROS 2 namespace (default: the profile's, else robot)")
+    camera.add_argument("--source", choices=("opencv", "realsense", "pattern"), default="opencv")
+    camera.add_argument("--device", default="0", help="OpenCV index/path/URL or RealSense serial (default 0)")
+    camera.add_argument("--width", type=int, default=640)
+    camera.add_argument("--height", type=int, default=480)
+    camera.add_argument("--fps", type=float, default=30.0)
+    camera.add_argument("--crop", type=int, nargs=4, metavar=("X", "Y", "W", "H"))
+    camera.add_argument("--resize", type=int, nargs=2, metavar=("W", "H"))
+    camera.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    camera.set_defaults(func=_cmd_camera, ros_args=[])
+
+    teleop = sub.add_parser(
+        "teleop", help="drive a ROS 2 robot with a teleop device and record the episodes (demos)",
+        description="No policy: the device drives the robot (sim node or bridge) through the robot env and its "
+                    "safety filter; every episode is saved to --episodes-dir. Buttons: success/failure label and "
+                    "end the episode, reset ends it, pause holds the robot.")
+    teleop.add_argument("--profile", default="sim_panda", help="robot profile (default sim_panda)")
+    teleop.add_argument("--device", choices=("spacemouse", "gamepad", "keyboard"), default="keyboard")
+    teleop.add_argument("--episodes-dir", required=True, metavar="DIR")
+    teleop.add_argument("--episodes", type=int, help="stop after this many (default: until Ctrl-C)")
+    teleop.add_argument("--obs-mode", choices=("state", "pixels"), default="pixels")
+    teleop.add_argument("--image-size", type=int, default=128)
+    teleop.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    teleop.set_defaults(func=_cmd_teleop)
+
+    profiles = sub.add_parser("profiles", help="list the shipped robot profiles")
+    profiles.set_defaults(func=_cmd_profiles)
+
+    up = sub.add_parser(
+        "up", help="run a launch file's processes (sim training, real robot, teleop) without `ros2 launch`",
+        description="Start every process of a ROS 2 XML launch file from launch/ (or a path), with name:=value "
+                    "arguments, and stop them together. The same files run with `ros2 launch` where ROS 2 is "
+                    "installed.",
+        epilog="examples:\n  robot-rl up sim_train\n  robot-rl up sim_train task:=PegInsertion-v0 steps:=20000\n"
+               "  robot-rl up real_train profile:=franka_fr3 --print",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up.add_argument("launch_file", help="a name in launch/ (sim_train, sim_actors, real_train, teleop) or a path")
+    up.add_argument("arguments", nargs="*", metavar="name:=value", help="launch arguments")
+    up.add_argument("--print", action="store_true", help="print the commands instead of running them")
+    up.set_defaults(func=_cmd_up)
 
     from robot_rl.dataset_cli import add_dataset_parser
 

@@ -265,6 +265,8 @@ class Actor:
 class Learner(Trainer):
     """The Trainer's learning half, fed by actors over the transport."""
 
+    acts = False  # its actors act; it only learns
+
     def __init__(self, cfg: TrainConfig, bind_data: str, bind_weights: str, keys_dir: str | Path | None = None,
                  resume: bool = False, publish_every: int = 10, silent_after_s: float = 5.0):
         for address in (bind_data, bind_weights):  # before any work: a refused address costs nothing

@@ -41,6 +41,9 @@ class RobotConfig:
     no robot time)."""
 
     enabled: bool = False
+    # A robot profile (hardware/robots/profiles/<name>.yaml, or a path): its namespace, rate, action
+    # scales and safety limits; then `namespace` and `lockstep` below are ignored.
+    profile: str | None = None
     namespace: str = "robot"
     lockstep: bool = True  # a sim node started with --lockstep; False: a real-time robot
     domain_id: int | None = None  # None: ROS_DOMAIN_ID (else 0)
@@ -145,15 +148,19 @@ def make_env(cfg: TrainConfig, in_process: bool = False):
     if cfg.robot.enabled and not in_process:
         if cfg.agent.asymmetric:
             raise ValueError("agent.asymmetric needs privileged sim state, which a ROS 2 robot does not publish")
-        from robot_rl.ros.robot_env import make_robot_env
+        from robot_rl.ros.robot_env import RobotEnv, RobotEnvConfig
 
-        overrides: dict[str, Any] = {"obs_mode": cfg.obs_mode, "namespace": cfg.robot.namespace,
-                                     "lockstep": cfg.robot.lockstep, "domain_id": cfg.robot.domain_id}
-        if cfg.obs_mode == "pixels":
-            overrides.update(image_size=cfg.image_size, cameras=cfg.cameras)
         if cfg.agent.grasp_critic:
             raise ValueError("agent.grasp_critic is not wired to ROS 2 robots yet (the gripper toggles in the env)")
-        return make_robot_env(cfg.task, **overrides)
+        overrides: dict[str, Any] = {"obs_mode": cfg.obs_mode, "domain_id": cfg.robot.domain_id}
+        if cfg.obs_mode == "pixels":
+            overrides.update(image_size=cfg.image_size, cameras=cfg.cameras)
+        if cfg.robot.profile is not None:
+            from hardware.robots import load_profile
+
+            return RobotEnv(RobotEnvConfig.from_profile(load_profile(cfg.robot.profile), cfg.task, **overrides))
+        overrides.update(namespace=cfg.robot.namespace, lockstep=cfg.robot.lockstep)
+        return RobotEnv(RobotEnvConfig.for_task(cfg.task, **overrides))
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric}
     if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
         task = sim.TASKS.get(cfg.task.split("/", 1)[-1])
@@ -230,6 +237,8 @@ def plot_learning_curve(evals: list[dict], path: Path, title: str, x: str = "env
 
 
 class Trainer:
+    acts = True  # False (the distributed learner): never attach to a robot, use the in-process sim for shapes
+
     def __init__(self, cfg: TrainConfig, resume: bool = False):
         if cfg.out_dir is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -242,7 +251,7 @@ class Trainer:
         torch.set_num_threads(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.env = make_env(cfg)
+        self.env = make_env(cfg, in_process=not self.acts)
         self.eval_env = make_env(cfg, in_process=True)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)

@@ -106,6 +106,18 @@ class RobotEnvConfig:
         return cls(**values)
 
 
+    @classmethod
+    def from_profile(cls, profile, task: str | None = None, **overrides) -> RobotEnvConfig:
+        """The config for a robot described by a `hardware.robots.RobotProfile`: its namespace, rate,
+        action and safety limits; the observation layout of `task` (default: the profile's task)."""
+        values: dict[str, Any] = {"namespace": profile.namespace, "control_hz": profile.control_hz,
+                                  "action": profile.action, "safety": profile.safety,
+                                  "lockstep": profile.bridge == "sim"}
+        if profile.cameras:
+            values["cameras"] = tuple(c.name for c in profile.cameras)
+        return cls.for_task(task or profile.task, **{**values, **overrides})
+
+
 class ObservationTimeout(RuntimeError):
     pass
 
