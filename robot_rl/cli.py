@@ -149,7 +149,14 @@ def _cmd_actor(args: argparse.Namespace) -> int:
         from robot_rl.intervention import TeleopHuman
 
         spec = actor.env.unwrapped.config.action
-        actor.human = TeleopHuman(make_device(args.teleop, TeleopConfig.for_action_spec(spec)))
+        if args.teleop == "ros":  # a `robot-rl teleop-node` elsewhere on the ROS 2 graph
+            from hardware.teleop.ros import RosTeleopDevice
+
+            device = RosTeleopDevice(TeleopConfig.for_action_spec(spec), namespace=cfg.robot.namespace,
+                                     domain_id=cfg.robot.domain_id)
+        else:
+            device = make_device(args.teleop, TeleopConfig.for_action_spec(spec))
+        actor.human = TeleopHuman(device)
     print(f"robot-rl actor {actor_id}: {cfg.task} ({cfg.obs_mode}) -> learner {data}, spool {spool}",
           file=sys.stderr)
     try:
@@ -241,6 +248,17 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
                args.domain_id)
 
 
+def _cmd_teleop_node(args: argparse.Namespace) -> int:
+    from controllers.actions import ActionSpec
+    from hardware.teleop import TeleopConfig, make_device
+    from hardware.teleop.ros import run_node
+
+    spec = ActionSpec(rotation=args.rotation, gripper=not args.no_gripper)
+    device = make_device(args.device, TeleopConfig.for_action_spec(spec))
+    run_node(device, namespace=args.namespace, rate_hz=args.rate_hz, domain_id=args.domain_id)
+    return 0
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from robot_rl.transport import generate_all
 
@@ -319,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "runs/actors/<actor-id>/spool)")
     actor.add_argument("--episodes-dir", metavar="DIR", help="also keep every episode here, one .npz "
                        "each (see docs/episodes.md; `robot-rl dataset list DIR`)")
-    actor.add_argument("--teleop", choices=("spacemouse", "gamepad", "keyboard"),
-                       help="take over with this device (the `teleop` extra); its steps are flagged and learned from")
+    actor.add_argument("--teleop", choices=("spacemouse", "gamepad", "keyboard", "ros"),
+                       help="take over with this device (the `teleop` extra), or `ros`: a `robot-rl teleop-node` on "
+                            "the robot's namespace; its steps are flagged and learned from")
     actor.add_argument("--console", type=int, nargs="?", const=8080, metavar="PORT",
                        help="serve the web operator console on 127.0.0.1:PORT (default 8080): cameras, "
                             "status, success/failure/reset/pause buttons")
@@ -398,6 +417,18 @@ def build_parser() -> argparse.ArgumentParser:
     teleop.add_argument("--image-size", type=int, default=128)
     teleop.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
     teleop.set_defaults(func=_cmd_teleop)
+
+    teleop_node = sub.add_parser(
+        "teleop-node", help="publish a teleop device on ROS 2 (for `robot-rl actor --teleop ros` elsewhere)",
+        description="Publish a device's normalised action, whether the human is driving, and operator events "
+                    "(teleop/action, teleop/active, teleop/event) on a robot's namespace.")
+    teleop_node.add_argument("--device", choices=("spacemouse", "gamepad", "keyboard"), default="spacemouse")
+    teleop_node.add_argument("--namespace", default="robot")
+    teleop_node.add_argument("--rate-hz", type=float, default=50.0)
+    teleop_node.add_argument("--rotation", action="store_true", help="include rotation axes in the action")
+    teleop_node.add_argument("--no-gripper", action="store_true", help="no gripper entry in the action")
+    teleop_node.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    teleop_node.set_defaults(func=_cmd_teleop_node)
 
     profiles = sub.add_parser("profiles", help="list the shipped robot profiles")
     profiles.set_defaults(func=_cmd_profiles)

@@ -161,3 +161,27 @@ class RemappedSimProcess(SimRobotProcess):
     def __init__(self, domain_id: int, remaps: dict, namespace: str = "arm_sim", **parameters):
         self.process = mp.get_context("spawn").Process(
             target=_run_remapped_sim, args=(parameters, domain_id, namespace, remaps), daemon=True)
+
+
+def _run_teleop_node(script: list, domain_id: int, seconds: float) -> None:
+    import rclpy
+
+    from hardware.teleop import ScriptedDevice, TeleopConfig
+    from hardware.teleop.ros import TeleopNode
+
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    node = TeleopNode(ScriptedDevice(script, TeleopConfig()), context=context)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        executor.spin_once(timeout_sec=0.05)
+    node.destroy_node()
+    context.try_shutdown()
+
+
+class TeleopNodeProcess(SimRobotProcess):
+    def __init__(self, domain_id: int, script: list, seconds: float):
+        self.process = mp.get_context("spawn").Process(target=_run_teleop_node, args=(script, domain_id, seconds),
+                                                        daemon=True)

@@ -16,7 +16,7 @@ from controllers.rotations import exp_map
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
 from hardware.ros.guard import CommandChecks, CommandGuard
-from tests.ros_helpers import ObsPickPolicy, Probe, SimRobotProcess, fresh_domain_id
+from tests.ros_helpers import ObsPickPolicy, Probe, SimRobotProcess, TeleopNodeProcess, fresh_domain_id
 
 
 # -- conversions ------------------------------------------------------------------------------------
@@ -253,3 +253,36 @@ def test_the_ros_env_explains_a_missing_robot():
             env.reset()
     finally:
         env.close()
+
+
+def test_a_teleop_node_drives_a_remote_reader_and_goes_inactive_when_it_stops():
+    from hardware.teleop import OperatorEvent, TeleopConfig
+    from hardware.teleop.ros import STALE_S, RosTeleopDevice
+
+    domain = fresh_domain_id()
+    reader = RosTeleopDevice(TeleopConfig(), domain_id=domain)
+    # Untouched until 3 s (discovery), then pushes +x and presses success, lets go at 4 s.
+    script = [(3.0, [1.0, 0, 0], ["success"]), (3.2, [1.0, 0, 0], []), (4.0, [0, 0, 0], [])]
+    try:
+        with TeleopNodeProcess(domain, script, seconds=6.0) as node:
+            seen_active, events = None, []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and node.process.is_alive():
+                command = reader.poll()
+                events += command.events
+                if command.active and seen_active is None:
+                    seen_active = command.action.copy()
+                if seen_active is not None and not command.active and command.connected:
+                    break  # let go
+                time.sleep(0.01)
+            assert seen_active is not None and seen_active[0] > 0.5
+            assert OperatorEvent.SUCCESS in events
+            assert reader.toggle_takeover()  # the console's TAKEOVER: the device drives, holding still
+            held = reader.poll()
+            assert held.active and held.takeover and np.allclose(held.action[:3], 0)
+            node.process.join(15)
+        time.sleep(STALE_S + 0.2)
+        gone = reader.poll()
+        assert not gone.connected and not gone.active and not gone.takeover
+    finally:
+        reader.close()

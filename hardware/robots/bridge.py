@@ -30,8 +30,8 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rclpy.node import Node
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import Trigger
