@@ -286,3 +286,30 @@ def test_a_teleop_node_drives_a_remote_reader_and_goes_inactive_when_it_stops():
         assert not gone.connected and not gone.active and not gone.takeover
     finally:
         reader.close()
+
+
+def test_the_ros_env_drops_malformed_observations_with_the_reason():
+    from robot_rl.ros.robot_env import make_robot_env
+
+    domain = fresh_domain_id()
+    env = make_robot_env("PickCube-v0", obs_mode="pixels", domain_id=domain)
+    probe = Probe(domain)
+    try:
+        bad_image = probe.publisher(Image, topics.camera_image("front"), qos.SENSOR)
+        bad_pose = probe.publisher(PoseStamped, topics.EE_POSE, qos.SENSOR)
+        pose = M.to_pose([0.5, 0.0, 0.2], np.eye(3), time.time())
+        pose.pose.orientation.w = 5.0
+
+        def both_rejected():
+            bad_image.publish(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(10)))
+            bad_pose.publish(pose)
+            time.sleep(0.05)
+            return len(env.rejected) == 2
+
+        probe.wait_for(both_rejected, timeout=10.0, what="both rejections")
+        assert "bytes" in env.rejected[topics.camera_image("front")]
+        assert "unit quaternion" in env.rejected[topics.EE_POSE]
+        assert env.received == {}  # nothing malformed became an observation
+    finally:
+        probe.close()
+        env.close()
