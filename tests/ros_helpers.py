@@ -185,3 +185,16 @@ class TeleopNodeProcess(SimRobotProcess):
     def __init__(self, domain_id: int, script: list, seconds: float):
         self.process = mp.get_context("spawn").Process(target=_run_teleop_node, args=(script, domain_id, seconds),
                                                         daemon=True)
+
+
+def _run_camera(config_values: dict, domain_id: int, seconds: float) -> None:
+    from hardware.cameras import CameraConfig
+    from hardware.cameras.ros_node import main
+
+    main(CameraConfig(**config_values), domain_id=domain_id, duration_s=seconds, fovy_deg=60.0)
+
+
+class CameraProcess(SimRobotProcess):
+    def __init__(self, domain_id: int, config_values: dict, seconds: float):
+        self.process = mp.get_context("spawn").Process(target=_run_camera, args=(config_values, domain_id, seconds),
+                                                        daemon=True)
