@@ -170,31 +170,36 @@ def camera_stream(seconds: float, transport: str) -> dict:
     return out
 
 
-def training(steps: int) -> dict:
+def training(steps: int, seeds: list[int]) -> dict:
+    """Per seed: one in-process run, then one through ROS 2 (sequential, so the wall-clocks compare)."""
     from sample_efficiency import _run_one
 
     root = Path(tempfile.mkdtemp(prefix="ros_train_"))
-    values = {"task": "PickCube-v0", "num_demos": 10, "total_env_steps": steps, "eval_every": max(steps // 6, 250)}
-    in_process = _run_one("in_process", values, 0, root)
-    spawn = mp.get_context("spawn")
-    robot = spawn.Process(target=_sim_robot, args=({"lockstep": True, "cameras": []}, DOMAIN + 3), daemon=True)
-    robot.start()
-    try:
-        through_ros = _run_one("through_ros", {**values, "robot": {"enabled": True, "domain_id": DOMAIN + 3}}, 0, root)
-    finally:
-        robot.terminate()
-        robot.join(10)
-    out = {"training_env_steps": steps}
-    for name, run in (("in_process", in_process), ("through_ros", through_ros)):
-        if "error" in run:
-            out[f"training_{name}_error"] = run["error"][-800:]
-            continue
-        out[f"training_{name}_env_steps_to_90pct"] = run["steps_to_90"]
-        out[f"training_{name}_final_success"] = run["final_success"]
-        out[f"training_{name}_wall_s"] = run["wall_s"]
-    if "training_in_process_wall_s" in out and "training_through_ros_wall_s" in out:
-        out["training_wall_clock_ratio_ros_over_in_process"] = (out["training_through_ros_wall_s"]
-                                                                 / out["training_in_process_wall_s"])
+    values = {"task": "PickCube-v0", "num_demos": 10, "total_env_steps": steps, "eval_every": max(steps // 12, 250)}
+    out: dict = {"training_env_steps": steps, "training_seeds": seeds}
+    walls = {"in_process": 0.0, "through_ros": 0.0}
+    for seed in seeds:
+        runs = {"in_process": _run_one("in_process", values, seed, root)}
+        spawn = mp.get_context("spawn")
+        robot = spawn.Process(target=_sim_robot, args=({"lockstep": True, "cameras": [], "seed": seed}, DOMAIN + 3),
+                              daemon=True)
+        robot.start()
+        try:
+            runs["through_ros"] = _run_one("through_ros", {**values, "robot": {"enabled": True, "domain_id": DOMAIN + 3}},
+                                           seed, root)
+        finally:
+            robot.terminate()
+            robot.join(10)
+        for name, run in runs.items():
+            if "error" in run:
+                out[f"training_{name}_seed{seed}_error"] = run["error"][-800:]
+                continue
+            out[f"training_{name}_seed{seed}_env_steps_to_90pct"] = run["steps_to_90"]
+            out[f"training_{name}_seed{seed}_final_success"] = run["final_success"]
+            out[f"training_{name}_seed{seed}_wall_s"] = run["wall_s"]
+            walls[name] += run["wall_s"]
+    if all(walls.values()):
+        out["training_wall_clock_ratio_ros_over_in_process"] = walls["through_ros"] / walls["in_process"]
     return out
 
 
@@ -204,6 +209,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--parts", nargs="+", default=["loop", "camera", "training"],
                         choices=["loop", "camera", "training"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (full run)")
     args = parser.parse_args()
     results: dict = {"quick": args.quick}
     if "loop" in args.parts:
@@ -212,7 +218,7 @@ def main() -> None:
         for transport in ("robot_rl", "fastdds_default"):
             results.update(camera_stream(5.0 if args.quick else 20.0, transport))
     if "training" in args.parts:
-        results.update(training(1_500 if args.quick else 6_000))
+        results.update(training(1_500 if args.quick else 6_000, [0] if args.quick else args.seeds))
     report(results, args.out)
 
 

@@ -251,11 +251,11 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
 def _cmd_teleop_node(args: argparse.Namespace) -> int:
     from controllers.actions import ActionSpec
     from hardware.teleop import TeleopConfig, make_device
-    from hardware.teleop.ros import run_node
+    from hardware.teleop.ros import run_teleop_node
 
     spec = ActionSpec(rotation=args.rotation, gripper=not args.no_gripper)
     device = make_device(args.device, TeleopConfig.for_action_spec(spec))
-    run_node(device, namespace=args.namespace, rate_hz=args.rate_hz, domain_id=args.domain_id)
+    run_teleop_node(device, namespace=args.namespace, rate_hz=args.rate_hz, domain_id=args.domain_id)
     return 0
 
 

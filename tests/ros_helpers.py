@@ -26,21 +26,27 @@ def _run_sim_robot(parameters: dict, domain_id: int, namespace: str) -> None:
     main(parameters=parameters, domain_id=domain_id, namespace=namespace)
 
 
-class SimRobotProcess:
-    def __init__(self, domain_id: int, namespace: str = "robot", **parameters):
-        self.process = mp.get_context("spawn").Process(target=_run_sim_robot,
-                                                        args=(parameters, domain_id, namespace), daemon=True)
+class ChildProcess:
+    """A spawned process for a test: SIGTERM on exit (rclpy shuts its node down), SIGKILL if it lingers."""
+
+    def __init__(self, target, *args):
+        self.process = mp.get_context("spawn").Process(target=target, args=args, daemon=True)
 
     def __enter__(self):
         self.process.start()
         return self
 
     def __exit__(self, *exc):
-        self.process.terminate()  # SIGTERM: rclpy shuts the node down
+        self.process.terminate()
         self.process.join(10)
         if self.process.is_alive():
             self.process.kill()
             self.process.join(5)
+
+
+class SimRobotProcess(ChildProcess):
+    def __init__(self, domain_id: int, namespace: str = "robot", **parameters):
+        super().__init__(_run_sim_robot, parameters, domain_id, namespace)
 
 
 class Probe:
@@ -141,9 +147,9 @@ def _run_bridge(profile: dict, domain_id: int) -> None:
     main(profile_from_dict(profile), domain_id=domain_id)
 
 
-class BridgeProcess(SimRobotProcess):
+class BridgeProcess(ChildProcess):
     def __init__(self, domain_id: int, profile: dict):
-        self.process = mp.get_context("spawn").Process(target=_run_bridge, args=(profile, domain_id), daemon=True)
+        super().__init__(_run_bridge, profile, domain_id)
 
 
 def _run_remapped_sim(parameters: dict, domain_id: int, namespace: str, remaps: dict) -> None:
@@ -155,12 +161,11 @@ def _run_remapped_sim(parameters: dict, domain_id: int, namespace: str, remaps: 
     main(argv, parameters=parameters, domain_id=domain_id, namespace=namespace)
 
 
-class RemappedSimProcess(SimRobotProcess):
+class RemappedSimProcess(ChildProcess):
     """A sim_robot_node whose topics are renamed to a real controller's: the stand-in a bridge drives."""
 
     def __init__(self, domain_id: int, remaps: dict, namespace: str = "arm_sim", **parameters):
-        self.process = mp.get_context("spawn").Process(
-            target=_run_remapped_sim, args=(parameters, domain_id, namespace, remaps), daemon=True)
+        super().__init__(_run_remapped_sim, parameters, domain_id, namespace, remaps)
 
 
 def _run_teleop_node(script: list, domain_id: int, seconds: float) -> None:
@@ -181,10 +186,9 @@ def _run_teleop_node(script: list, domain_id: int, seconds: float) -> None:
     context.try_shutdown()
 
 
-class TeleopNodeProcess(SimRobotProcess):
+class TeleopNodeProcess(ChildProcess):
     def __init__(self, domain_id: int, script: list, seconds: float):
-        self.process = mp.get_context("spawn").Process(target=_run_teleop_node, args=(script, domain_id, seconds),
-                                                        daemon=True)
+        super().__init__(_run_teleop_node, script, domain_id, seconds)
 
 
 def _run_camera(config_values: dict, domain_id: int, seconds: float) -> None:
@@ -194,7 +198,6 @@ def _run_camera(config_values: dict, domain_id: int, seconds: float) -> None:
     main(CameraConfig(**config_values), domain_id=domain_id, duration_s=seconds, fovy_deg=60.0)
 
 
-class CameraProcess(SimRobotProcess):
+class CameraProcess(ChildProcess):
     def __init__(self, domain_id: int, config_values: dict, seconds: float):
-        self.process = mp.get_context("spawn").Process(target=_run_camera, args=(config_values, domain_id, seconds),
-                                                        daemon=True)
+        super().__init__(_run_camera, config_values, domain_id, seconds)

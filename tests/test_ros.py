@@ -313,3 +313,29 @@ def test_the_ros_env_drops_malformed_observations_with_the_reason():
     finally:
         probe.close()
         env.close()
+
+
+def test_lockstep_through_ros_reproduces_the_in_process_sim_step_for_step():
+    import sim
+    from robot_rl.ros.robot_env import make_robot_env
+
+    domain = fresh_domain_id()
+    with SimRobotProcess(domain, lockstep=True, cameras=[], seed=11):
+        env = make_robot_env("PickCube-v0", lockstep=True, domain_id=domain)
+        local = sim.make("PickCube-v0")
+        try:
+            obs, info = env.reset()
+            local_obs, _ = local.reset(seed=info["robot"]["seed"])  # the same scene
+            policy, done, steps = ObsPickPolicy(), False, 0
+            while not done:
+                for key in ("proprio", "object"):
+                    np.testing.assert_allclose(obs[key], local_obs[key], atol=1e-5, err_msg=f"{key} at step {steps}")
+                action = policy.act(obs)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                local_obs, local_reward, local_terminated, _, _ = local.step(action)
+                assert (reward, terminated) == (local_reward, local_terminated)
+                done, steps = terminated or truncated, steps + 1
+            assert terminated
+        finally:
+            env.close()
+            local.close()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 
-import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from hardware.cameras.sources import CameraConfig, open_camera
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
+from hardware.ros.runtime import run_node
 
 
 class CameraNode(Node):
@@ -56,22 +56,11 @@ class CameraNode(Node):
 def main(config: CameraConfig, *, namespace: str = "robot", domain_id: int | None = None,
          argv: list[str] | None = None, fovy_deg: float = 0.0, duration_s: float | None = None) -> int:
     """Publish until SIGINT/SIGTERM (or `duration_s`); returns the number of frames published."""
-    qos.use_large_data_transport()
-    context = rclpy.Context()
-    rclpy.init(args=argv, context=context, domain_id=domain_id)
-    node = None
-    try:
-        node = CameraNode(config, namespace=namespace, fovy_deg=fovy_deg, context=context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        end = None if duration_s is None else time.monotonic() + duration_s
-        try:
-            while context.ok() and (end is None or time.monotonic() < end):
-                executor.spin_once(timeout_sec=0.1)
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-        return node.published
-    finally:
-        if node is not None:
-            node.destroy_node()
-        context.try_shutdown()
+    nodes = []
+
+    def make(context):
+        nodes.append(CameraNode(config, namespace=namespace, fovy_deg=fovy_deg, context=context))
+        return nodes[0]
+
+    run_node(make, argv=argv, domain_id=domain_id, duration_s=duration_s)
+    return nodes[0].published if nodes else 0

@@ -28,7 +28,6 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -42,6 +41,7 @@ from hardware.robots.profile import RobotProfile
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
 from hardware.ros.guard import CommandChecks, CommandGuard
+from hardware.ros.runtime import run_node
 
 HOME_TOLERANCE_M = 0.01
 HOME_TIMEOUT_S = 30.0
@@ -242,25 +242,15 @@ class URBridge(RobotBridge):
 BRIDGES = {"franka": FrankaBridge, "ur": URBridge}
 
 
+def _hold_where_it_is(node: RobotBridge) -> None:
+    if node.measured is not None:  # the last word to the controller: hold where the arm is
+        node.command_controller(*node.measured, True, time.time())
+
+
 def main(profile: RobotProfile, *, domain_id: int | None = None, argv: list[str] | None = None) -> None:
     if profile.bridge not in BRIDGES:
         raise ValueError(f"robot profile {profile.name!r} has bridge {profile.bridge!r}; `robot-rl bridge` runs "
                          f"{sorted(BRIDGES)} (a 'sim' profile runs `robot-rl sim-robot`)")
-    qos.use_large_data_transport()
-    context = rclpy.Context()
-    rclpy.init(args=argv, context=context, domain_id=domain_id)
-    node = None
-    try:
-        node = BRIDGES[profile.bridge](profile, context=context)
-        executor = rclpy.executors.MultiThreadedExecutor(num_threads=2, context=context)
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-    finally:
-        if node is not None:
-            if node.measured is not None:  # last word to the controller: hold where the arm is
-                node.command_controller(*node.measured, True, time.time())
-            node.destroy_node()
-        context.try_shutdown()
+    # Two threads: `reset` waits for the arm to reach home while the send timer moves it there.
+    run_node(lambda context: BRIDGES[profile.bridge](profile, context=context), argv=argv, domain_id=domain_id,
+             threads=2, before_destroy=_hold_where_it_is)

@@ -22,6 +22,7 @@ from std_msgs.msg import Bool, Float32MultiArray, String
 
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
+from hardware.ros.runtime import run_node
 from hardware.teleop.base import OperatorEvent, TeleopCommand, TeleopConfig, TeleopDevice
 
 STALE_S = 0.3  # a remote command older than this is inactive (the node or the link is gone)
@@ -130,22 +131,10 @@ class RosTeleopDevice:
             self._context.try_shutdown()
 
 
-def run_node(device: TeleopDevice, *, namespace: str = "robot", rate_hz: float = 50.0,
-             domain_id: int | None = None) -> None:
-    qos.use_large_data_transport()
-    context = rclpy.Context()
-    rclpy.init(context=context, domain_id=domain_id)
-    node = None
+def run_teleop_node(device: TeleopDevice, *, namespace: str = "robot", rate_hz: float = 50.0,
+                    domain_id: int | None = None) -> None:
     try:
-        node = TeleopNode(device, namespace=namespace, rate_hz=rate_hz, context=context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
+        run_node(lambda context: TeleopNode(device, namespace=namespace, rate_hz=rate_hz, context=context),
+                 domain_id=domain_id)
     finally:
-        if node is not None:
-            node.destroy_node()
         device.close()
-        context.try_shutdown()

@@ -25,7 +25,6 @@ import json
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -38,6 +37,7 @@ import sim
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
 from hardware.ros.guard import CommandChecks, CommandGuard
+from hardware.ros.runtime import run_node
 from sim.arm import ARM_JOINTS
 
 # name: (default, description, range) - ranges are enforced by rclpy on set.
@@ -253,20 +253,6 @@ class SimRobotNode(Node):
 
 def main(argv: list[str] | None = None, *, namespace: str = "robot", parameters: dict | None = None,
          domain_id: int | None = None) -> None:
-    """Run the node until SIGINT/SIGTERM. `argv` may hold `--ros-args -p name:=value -r __ns:=/ns`."""
-    qos.use_large_data_transport()
-    context = rclpy.Context()
-    rclpy.init(args=argv, context=context, domain_id=domain_id)  # rclpy handles SIGINT and SIGTERM
-    node = None
-    try:
-        node = SimRobotNode(namespace=namespace, parameters=parameters, context=context)
-        executor = rclpy.executors.SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        try:
-            executor.spin()
-        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-            pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        context.try_shutdown()
+    """Run the node until SIGINT/SIGTERM. `argv` may hold `--ros-args -p name:=value -r old:=new`."""
+    run_node(lambda context: SimRobotNode(namespace=namespace, parameters=parameters, context=context),
+             argv=argv, domain_id=domain_id)

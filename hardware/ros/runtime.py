@@ -1,0 +1,41 @@
+"""Running one node in its own process: the same start-up and shut-down for every node here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import rclpy
+from rclpy.node import Node
+
+from hardware.ros import qos
+
+
+def run_node(make_node: Callable[[rclpy.Context], Node], *, argv: list[str] | None = None,
+             domain_id: int | None = None, threads: int = 1, duration_s: float | None = None,
+             before_destroy: Callable[[Node], None] | None = None) -> None:
+    """Create the node in a fresh context (our Fast DDS profile, `argv`'s --ros-args applied) and spin it
+    until SIGINT/SIGTERM (rclpy turns both into a shutdown) or `duration_s`. `before_destroy` runs even
+    after an error, e.g. to send a robot a last hold command (on a signal, rclpy's own shutdown hooks
+    do not fire)."""
+    qos.use_large_data_transport()
+    context = rclpy.Context()
+    rclpy.init(args=argv, context=context, domain_id=domain_id)
+    node = None
+    try:
+        node = make_node(context)
+        executor = (rclpy.executors.MultiThreadedExecutor(num_threads=threads, context=context) if threads > 1
+                    else rclpy.executors.SingleThreadedExecutor(context=context))
+        executor.add_node(node)
+        end = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while context.ok() and (end is None or time.monotonic() < end):
+                executor.spin_once(timeout_sec=0.1)
+        except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+            pass
+    finally:
+        if node is not None:
+            if before_destroy is not None:
+                before_destroy(node)
+            node.destroy_node()
+        context.try_shutdown()
