@@ -7,7 +7,6 @@ import itertools
 import json
 import multiprocessing as mp
 import os
-import threading
 import time
 
 import numpy as np
@@ -53,27 +52,12 @@ class Probe:
     """A node in the test process: publish commands, keep the newest message per topic."""
 
     def __init__(self, domain_id: int, namespace: str = "robot"):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
+        from hardware.ros.runtime import BackgroundNode
 
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain_id)
-        self.node = Node("probe", namespace=namespace, context=self.context)
+        self.ros = BackgroundNode("probe", namespace=namespace, domain_id=domain_id).start()
+        self.node = self.ros.node
         self.latest: dict[str, object] = {}
         self.counts: dict[str, int] = {}
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        import rclpy
-
-        try:
-            self.executor.spin()
-        except rclpy.executors.ExternalShutdownException:
-            pass
 
     def listen(self, msg_type, topic: str, qos):
         def keep(msg):
@@ -98,9 +82,7 @@ class Probe:
         return json.loads(msg.data) if msg is not None else {}
 
     def close(self):
-        self.executor.shutdown(timeout_sec=1.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
+        self.ros.close()
 
 
 class ObsPickPolicy:

@@ -39,3 +39,42 @@ def run_node(make_node: Callable[[rclpy.Context], Node], *, argv: list[str] | No
                 before_destroy(node)
             node.destroy_node()
         context.try_shutdown()
+
+
+class BackgroundNode:
+    """A node spun by a daemon thread in its own context, for code whose main loop is not ROS's (a gym
+    env, a device reader): callbacks run on that thread, so guard what they share with a lock."""
+
+    def __init__(self, name: str, *, namespace: str = "", domain_id: int | None = None):
+        import threading
+
+        qos.use_large_data_transport()
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = Node(name, namespace=namespace, context=self.context)
+        self._executor = rclpy.executors.SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name=f"{name}-ros", daemon=True)
+
+    def start(self) -> BackgroundNode:
+        """Call once the node's subscriptions exist."""
+        self._thread.start()
+        return self
+
+    def _spin(self) -> None:
+        try:
+            self._executor.spin()
+        except (rclpy.executors.ExternalShutdownException, KeyboardInterrupt):
+            pass
+
+    @property
+    def domain_id(self) -> int:
+        return self.context.get_domain_id()
+
+    def close(self) -> None:
+        if self.context.ok():
+            self._executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
+            self.context.try_shutdown()
+            if self._thread.is_alive():
+                self._thread.join(timeout=2.0)

@@ -16,13 +16,12 @@ import threading
 import time
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Bool, Float32MultiArray, String
 
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
-from hardware.ros.runtime import run_node
+from hardware.ros.runtime import BackgroundNode, run_node
 from hardware.teleop.base import OperatorEvent, TeleopCommand, TeleopConfig, TeleopDevice
 
 STALE_S = 0.3  # a remote command older than this is inactive (the node or the link is gone)
@@ -54,10 +53,8 @@ class RosTeleopDevice:
 
     def __init__(self, config: TeleopConfig, *, namespace: str = "robot", domain_id: int | None = None):
         self.config = config
-        qos.use_large_data_transport()
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context, domain_id=domain_id)
-        self.node = Node("teleop_reader", namespace=namespace, context=self._context)
+        self._ros = BackgroundNode("teleop_reader", namespace=namespace, domain_id=domain_id)
+        self.node = self._ros.node
         self._lock = threading.Lock()
         self._action = np.zeros(config.dim, np.float32)
         self._active = False
@@ -68,16 +65,7 @@ class RosTeleopDevice:
         self.node.create_subscription(Float32MultiArray, topics.TELEOP_ACTION, self._on_action, qos.COMMAND)
         self.node.create_subscription(Bool, topics.TELEOP_ACTIVE, self._on_active, qos.COMMAND)
         self.node.create_subscription(String, topics.TELEOP_EVENT, self._on_event, qos.EVENT)
-        self._executor = rclpy.executors.SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except rclpy.executors.ExternalShutdownException:
-            pass
+        self._ros.start()
 
     def _on_action(self, msg) -> None:
         try:
@@ -125,10 +113,7 @@ class RosTeleopDevice:
                                  connected=connected)
 
     def close(self) -> None:
-        if self._context.ok():
-            self._executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-            self._context.try_shutdown()
+        self._ros.close()
 
 
 def run_teleop_node(device: TeleopDevice, *, namespace: str = "robot", rate_hz: float = 50.0,

@@ -29,10 +29,7 @@ from typing import Any, ClassVar
 import cv2
 import gymnasium as gym
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32, Float32MultiArray, Float64, String
 from std_srvs.srv import Trigger
@@ -42,6 +39,7 @@ from controllers.rotations import rotation_error
 from controllers.safety import SafetyFilter, SafetyLimits
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
+from hardware.ros.runtime import BackgroundNode
 
 PROPRIO_DIM = 13  # ee position 3, rotation error 3, linear velocity 3, angular velocity 3, gripper width 1
 
@@ -158,10 +156,8 @@ class RobotEnv(gym.Env):
         self.overruns = 0
         self.robot_status: dict = {}
 
-        qos.use_large_data_transport()
-        self._context = rclpy.Context()
-        rclpy.init(context=self._context, domain_id=cfg.domain_id)
-        self.node = Node("robot_env", namespace=cfg.namespace, context=self._context)
+        self._ros = BackgroundNode("robot_env", namespace=cfg.namespace, domain_id=cfg.domain_id)
+        self.node = self._ros.node
         sensor = qos.LOCKSTEP_SENSOR if cfg.lockstep else qos.SENSOR
         sub = self.node.create_subscription
         self._observed = [topics.EE_POSE, topics.EE_TWIST, topics.GRIPPER_WIDTH, topics.SUCCESS]
@@ -187,18 +183,9 @@ class RobotEnv(gym.Env):
         self.reset_client = self.node.create_client(Trigger, topics.RESET)
         self.clear_estop_client = self.node.create_client(Trigger, topics.CLEAR_ESTOP)
         self.rejected: dict[str, str] = {}  # topic: reason of the last malformed message
-        self._executor = SingleThreadedExecutor(context=self._context)
-        self._executor.add_node(self.node)
-        self._spinner = threading.Thread(target=self._spin, name="robot_env-ros", daemon=True)
-        self._spinner.start()
+        self._ros.start()
 
     # -- incoming ----------------------------------------------------------------------------------
-    def _spin(self) -> None:
-        try:
-            self._executor.spin()
-        except (rclpy.executors.ExternalShutdownException, KeyboardInterrupt):
-            pass
-
     def _stamped(self, topic: str, convert):
         def callback(msg):
             try:
@@ -264,7 +251,7 @@ class RobotEnv(gym.Env):
                     raise ObservationTimeout(
                         f"no complete observation from {self.node.get_namespace()} within "
                         f"{cfg.observation_timeout_s} s; missing: {', '.join(missing)}. Is the robot node running "
-                        f"with this namespace and ROS_DOMAIN_ID ({self._context.get_domain_id()})?")
+                        f"with this namespace and ROS_DOMAIN_ID ({self._ros.domain_id})?")
                 self._latest.cond.wait(deadline - now)
         stamps = [s for _, _, s in values.values() if s is not None]
         age = time.time() - min(stamps) if stamps else 0.0
@@ -291,7 +278,7 @@ class RobotEnv(gym.Env):
             raise RuntimeError(
                 f"no robot answers {self.node.get_namespace()}/{topics.RESET} within {cfg.reset_timeout_s} s: "
                 f"start `robot-rl sim-robot --namespace {cfg.namespace.strip('/')}` (or the robot's bridge) with "
-                f"ROS_DOMAIN_ID={self._context.get_domain_id()}")
+                f"ROS_DOMAIN_ID={self._ros.domain_id}")
         requested = time.monotonic()  # a sim publishes the new scene before it answers
         future = self.reset_client.call_async(Trigger.Request())
         if not self._wait_future(future, cfg.reset_timeout_s):
@@ -388,11 +375,7 @@ class RobotEnv(gym.Env):
         return event.wait(timeout_s)
 
     def close(self) -> None:
-        if self._context.ok():
-            self._executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
-            self._context.try_shutdown()
-            self._spinner.join(timeout=2.0)
+        self._ros.close()
 
 
 def make_robot_env(task: str, **overrides) -> RobotEnv:
