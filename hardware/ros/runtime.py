@@ -56,6 +56,11 @@ class BackgroundNode:
         self._executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name=f"{name}-ros", daemon=True)
 
+    def add(self, node: Node) -> Node:
+        """Spin another node of this context on the same thread (create it with `context=self.context`)."""
+        self._executor.add_node(node)
+        return node
+
     def start(self) -> BackgroundNode:
         """Call once the node's subscriptions exist."""
         self._thread.start()

@@ -1,0 +1,60 @@
+"""The ROS 2 reward node: frames from a camera node in another process, a labeler on a worker thread that
+never blocks (the newest frames replace unlabelled ones), failures counted as no label."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from std_msgs.msg import Bool, Float32, String
+
+from hardware.ros import qos, topics
+from robot_rl.rewards import Label
+from tests.ros_helpers import CameraProcess, Probe, fresh_domain_id
+
+
+class SlowBrightness:
+    """Reward = mean brightness of the frames; slow on purpose (0.2 s), and fails every third call."""
+
+    name = "slow_brightness"
+
+    def __init__(self):
+        self.calls = 0
+
+    def label(self, images, task):
+        self.calls += 1
+        time.sleep(0.2)
+        assert task == "lift the cube" and set(images) == {"front"}
+        if self.calls % 3 == 0:
+            raise RuntimeError("model server hiccup")
+        brightness = float(images["front"].mean()) / 255.0
+        return Label(reward=brightness, success=brightness > 0.25)
+
+
+def test_the_reward_node_labels_the_newest_frames_without_blocking_and_survives_a_failing_labeler():
+    from hardware.ros.runtime import BackgroundNode
+    from robot_rl.ros.reward_node import RewardNode
+
+    domain = fresh_domain_id()
+    probe = Probe(domain)
+    probe.listen(Float32, topics.REWARD, qos.EVENT)
+    probe.listen(Bool, topics.SUCCESS, qos.EVENT)
+    probe.listen(String, "reward_status", qos.EVENT)
+    host = BackgroundNode("reward_host", domain_id=domain)  # a context for the node under test
+    labeler = SlowBrightness()
+    node = host.add(RewardNode(labeler, "lift the cube", ("front",), context=host.context))
+    host.start()
+    config = {"name": "front", "source": "pattern", "width": 64, "height": 64, "fps": 30.0}
+    try:
+        with CameraProcess(domain, config, seconds=6.0):
+            probe.wait_for(lambda: probe.counts.get(topics.REWARD, 0) >= 6, timeout=25.0, what="six labels")
+        status = json.loads(probe.latest["reward_status"].data)
+        reward = probe.latest[topics.REWARD].data
+        assert 0.25 < reward < 0.75 and probe.latest[topics.SUCCESS].data  # the pattern's mean brightness
+        assert status["skipped"] > 2 * status["labelled"]  # 30 fps in, 5 labels/s out: frames replaced, not queued
+        assert status["no_label"] >= 2 and status["labelled"] >= 6  # every third call failed; the node went on
+        assert status["latency_ms_last"] < 1000
+    finally:
+        node.destroy_node()
+        host.close()
+        probe.close()
