@@ -324,8 +324,9 @@ def test_lockstep_through_ros_reproduces_the_in_process_sim_step_for_step():
         env = make_robot_env("PickCube-v0", lockstep=True, domain_id=domain)
         local = sim.make("PickCube-v0")
         try:
-            obs, info = env.reset()
-            local_obs, _ = local.reset(seed=info["robot"]["seed"])  # the same scene
+            obs, info = env.reset(seed=1234)  # the learner seeds the sim's scene
+            assert info["robot"]["seed"] == 1234
+            local_obs, _ = local.reset(seed=1234)  # the same scene
             policy, done, steps = ObsPickPolicy(), False, 0
             while not done:
                 for key in ("proprio", "object"):

@@ -153,6 +153,7 @@ class RobotEnv(gym.Env):
         self._latest = _Latest()
         self._steps = 0
         self._total_steps = 0
+        self._scene_seeds = None  # the sim's parameter client, False for a robot without one
         self.overruns = 0
         self.robot_status: dict = {}
 
@@ -279,6 +280,8 @@ class RobotEnv(gym.Env):
                 f"no robot answers {self.node.get_namespace()}/{topics.RESET} within {cfg.reset_timeout_s} s: "
                 f"start `robot-rl sim-robot --namespace {cfg.namespace.strip('/')}` (or the robot's bridge) with "
                 f"ROS_DOMAIN_ID={self._ros.domain_id}")
+        if seed is not None:
+            self._request_scene_seed(seed)
         requested = time.monotonic()  # a sim publishes the new scene before it answers
         future = self.reset_client.call_async(Trigger.Request())
         if not self._wait_future(future, cfg.reset_timeout_s):
@@ -338,6 +341,20 @@ class RobotEnv(gym.Env):
                 "gripper_toggled": toggled, "observation_age_s": age,
                 "safety": {k: v for k, v in vars(status).items() if v} | {k: v for k, v in vars(hold).items() if v}}
         return obs, reward, terminated, truncated, info
+
+    def _request_scene_seed(self, seed: int) -> None:
+        """A simulator robot draws the next scene from `seed` (its `scene_seed` parameter); a real robot
+        has no such parameter and is left alone (looked up once)."""
+        from rclpy.parameter import Parameter
+        from rclpy.parameter_client import AsyncParameterClient
+
+        if self._scene_seeds is None:
+            client = AsyncParameterClient(self.node, f"{self.node.get_namespace().rstrip('/')}/sim_robot")
+            self._scene_seeds = client if client.wait_for_services(timeout_sec=2.0) else False
+        if self._scene_seeds:
+            future = self._scene_seeds.set_parameters([Parameter("scene_seed", value=int(seed) % 2**31)])
+            if not self._wait_future(future, self.config.reset_timeout_s) or not future.result().results[0].successful:
+                raise RuntimeError(f"the simulator did not take scene seed {seed}")
 
     def _filter_clock(self) -> float:
         """The safety filter's time: wall clock for a real-time robot; for a lockstep sim, its own time

@@ -54,11 +54,16 @@ PARAMETERS = {
                           (0.01, 10.0)),
     "max_command_age_s": (0.5, "drop commands stamped longer ago than this (wall clock)", (0.0, 10.0)),
     "jpeg_quality": (90, "quality of the compressed images", (1, 100)),
+    # Settable at run time: RobotEnv.reset(seed=s) sets it before calling `reset`, so that a scene seeded
+    # by the learner is the same scene as in the in-process sim.
+    "scene_seed": (-1, "seed of the next reset's scene (-1: the next of the `seed` sequence); used once",
+                   (-1, 2**31 - 1)),
 }
+RUNTIME_PARAMETERS = ("scene_seed",)
 
 
 def _descriptor(name: str, description: str, bounds) -> ParameterDescriptor:
-    descriptor = ParameterDescriptor(name=name, description=description, read_only=True)
+    descriptor = ParameterDescriptor(name=name, description=description, read_only=name not in RUNTIME_PARAMETERS)
     if bounds is not None:
         low, high = bounds
         if isinstance(low, int):
@@ -202,7 +207,11 @@ class SimRobotNode(Node):
         return response
 
     def _reset_scene(self) -> None:
-        self._seed = int(self.rng.integers(2**31))
+        self._seed = int(self.rng.integers(2**31))  # drawn even when overridden: the sequence stays put
+        requested = self.get_parameter("scene_seed").value
+        if requested >= 0:
+            self._seed = int(requested)
+            self.set_parameters([Parameter("scene_seed", value=-1)])
         self.env.reset(seed=self._seed)
         self.episode += 1
         self._pose_pending = self._gripper_pending = False
