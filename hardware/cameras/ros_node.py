@@ -43,8 +43,11 @@ class CameraNode(Node):
         if self.pub_jpeg.get_subscription_count() > 0:
             self.pub_jpeg.publish(M.to_compressed(rgb, stamp, self.config.name, self.jpeg_quality))
         height, width = rgb.shape[:2]
-        info = M.camera_info(width, height, self.fovy_deg, stamp, self.config.name) if self.fovy_deg > 0 else \
-            CameraInfo(header=M.to_image(rgb[:1, :1], stamp, self.config.name).header, width=width, height=height)
+        if self.fovy_deg > 0:
+            info = M.camera_info(width, height, self.fovy_deg, stamp, self.config.name)
+        else:  # intrinsics unknown: size only (calibrate, then give fovy or a full CameraInfo)
+            info = CameraInfo(width=width, height=height)
+            info.header.stamp, info.header.frame_id = M.to_stamp(stamp), self.config.name
         self.pub_info.publish(info)
         self.published += 1
 

@@ -21,6 +21,7 @@ Two clocks:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -97,9 +98,7 @@ class SimRobotNode(Node):
         task_cls = sim.TASKS.get(p["task"].split("/", 1)[-1])
         if task_cls is None:
             raise ValueError(f"sim_robot_node: unknown task {p['task']!r}; available: {sorted(sim.TASKS)}")
-        safety = task_cls.DEFAULT_CONFIG.safety
-        import dataclasses
-        safety = dataclasses.replace(safety, command_timeout_s=p["command_timeout_s"])
+        safety = dataclasses.replace(task_cls.DEFAULT_CONFIG.safety, command_timeout_s=p["command_timeout_s"])
         self.env = sim.make(p["task"], obs_mode="state", cameras=cameras or ("front",), image_size=p["image_size"],
                             control_hz=p["control_hz"], reward=p["reward"], safety=safety)
         self.cameras = cameras
