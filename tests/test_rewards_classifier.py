@@ -67,7 +67,7 @@ def test_bad_inputs_are_clear(tmp_path, pick_frames):
         train_classifier(only_failures, ClassifierConfig(updates=1))
     with pytest.raises(ValueError, match="uint8"):
         FrameDataset({"front": np.zeros((2, 8, 8, 3), np.float32)}, np.zeros(2, bool), np.zeros(2, int))
-    model, report = train_classifier(pick_frames, ClassifierConfig(updates=2))
+    model, _ = train_classifier(pick_frames, ClassifierConfig(updates=2))
     labeler = ClassifierLabeler(model, 0.5)
     with pytest.raises(ValueError, match="missing"):
         labeler.label({"front": pick_frames.images["front"][0]})

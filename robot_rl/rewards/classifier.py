@@ -200,7 +200,7 @@ def load_classifier(path: str | Path, hysteresis: int = 1, threshold: float | No
         raise ValueError(f"no success classifier at {path}: train one with `robot-rl rewards train-classifier`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+    except Exception as err:
         raise ValueError(f"{path} is not a success classifier checkpoint: {err}") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not a success classifier checkpoint (format {FORMAT})")
