@@ -249,7 +249,7 @@ def test_the_ros_env_explains_a_missing_robot():
 
     env = make_robot_env("PickCube-v0", domain_id=fresh_domain_id(), reset_timeout_s=0.5)
     try:
-        with pytest.raises(RuntimeError, match="sim-robot --namespace robot"):
+        with pytest.raises(ConnectionError, match="sim-robot --namespace robot"):
             env.reset()
     finally:
         env.close()

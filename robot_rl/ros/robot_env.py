@@ -116,7 +116,11 @@ class RobotEnvConfig:
         return cls.for_task(task or profile.task, **{**values, **overrides})
 
 
-class ObservationTimeout(RuntimeError):
+class RobotUnavailable(ConnectionError):
+    """The robot does not answer (no node on this namespace/domain, or it stopped publishing)."""
+
+
+class ObservationTimeout(RobotUnavailable):
     pass
 
 
@@ -276,7 +280,7 @@ class RobotEnv(gym.Env):
         super().reset(seed=seed)
         cfg = self.config
         if not self.reset_client.wait_for_service(timeout_sec=cfg.reset_timeout_s):
-            raise RuntimeError(
+            raise RobotUnavailable(
                 f"no robot answers {self.node.get_namespace()}/{topics.RESET} within {cfg.reset_timeout_s} s: "
                 f"start `robot-rl sim-robot --namespace {cfg.namespace.strip('/')}` (or the robot's bridge) with "
                 f"ROS_DOMAIN_ID={self._ros.domain_id}")
@@ -285,7 +289,7 @@ class RobotEnv(gym.Env):
         requested = time.monotonic()  # a sim publishes the new scene before it answers
         future = self.reset_client.call_async(Trigger.Request())
         if not self._wait_future(future, cfg.reset_timeout_s):
-            raise RuntimeError(f"the robot's reset did not answer within {cfg.reset_timeout_s} s")
+            raise RobotUnavailable(f"the robot's reset did not answer within {cfg.reset_timeout_s} s")
         answer = future.result()
         if not answer.success:
             raise RuntimeError(f"the robot's reset failed: {answer.message}")
