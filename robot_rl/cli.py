@@ -448,8 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=_cmd_up)
 
     from robot_rl.dataset_cli import add_dataset_parser
+    from robot_rl.rewards.cli import add_rewards_parser
 
     add_dataset_parser(sub)
+    add_rewards_parser(sub)
 
     keys = sub.add_parser("keys", help="generate CurveZMQ keys for a learner and its actors",
                           description="Write learner and actor key pairs (secret keys 0600) to DIR. Copy "

@@ -93,6 +93,10 @@ class TrainConfig:
     # the online and the demo/intervention buffers (HIL-SERL).
     human: HumanConfig = field(default_factory=HumanConfig)
     robot: RobotConfig = field(default_factory=RobotConfig)
+    # A success classifier (`robot-rl rewards train-classifier`) whose reward and success replace the
+    # env's while training, as on a real robot; evaluations still report the simulator's true success.
+    reward_model: str | None = None
+    reward_hysteresis: int = 1  # consecutive frames above the threshold before success
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -110,6 +114,8 @@ class TrainConfig:
             object.__setattr__(self, "human", HumanConfig(**self.human))
         if isinstance(self.robot, dict):
             object.__setattr__(self, "robot", RobotConfig(**self.robot))
+        if not (isinstance(self.reward_hysteresis, int) and self.reward_hysteresis >= 1):
+            bad("reward_hysteresis", "must be an integer >= 1")
         if self.robot.enabled and self.human.enabled:
             bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
         if self.algorithm not in ("sac", "bc", "iql", "calql"):
@@ -170,6 +176,8 @@ def make_env(cfg: TrainConfig, in_process: bool = False):
             kwargs["action"] = dataclasses.replace(task.DEFAULT_CONFIG.action, gripper_mode="toggle")
     if cfg.obs_mode == "pixels":
         kwargs.update(image_size=cfg.image_size, cameras=cfg.cameras)
+    elif cfg.reward_model is not None:  # the classifier's cameras are rendered at its input size
+        kwargs.update(image_size=cfg.image_size)
     return sim.make(cfg.task, **kwargs)
 
 
@@ -252,6 +260,15 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.env = make_env(cfg, in_process=not self.acts)
+        if cfg.reward_model is not None and self.acts:
+            from robot_rl.rewards.classifier import load_classifier
+            from robot_rl.rewards.wrapper import LabelerReward
+
+            labeler = load_classifier(cfg.reward_model, hysteresis=cfg.reward_hysteresis)
+            if labeler.model.image_size != cfg.image_size:
+                raise ValueError(f"reward_model {cfg.reward_model} takes {labeler.model.image_size}px frames: set "
+                                 f"image_size={labeler.model.image_size}")
+            self.env = LabelerReward(self.env, labeler, cfg.task)
         self.eval_env = make_env(cfg, in_process=True)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)
@@ -511,6 +528,7 @@ class Trainer:
             if terminated or truncated:
                 self.episodes += 1
                 record = {"env_step": self.env_steps, "success": bool(info["success"]),
+                          "true_success": bool(info.get("true_success", info["success"])),
                           "return": episode_return, "length": self.env.steps,
                           "intervention_rate": interventions / self.env.steps, "takeovers": takeovers}
                 self.episode_log.append(record)

@@ -99,15 +99,20 @@ def metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> 
             "auroc": auroc(probabilities, labels)}
 
 
-def calibrate_threshold(probabilities: np.ndarray, labels: np.ndarray) -> float:
-    """The threshold with the best F1 on held-out frames; among equals, the highest (fewer false
-    successes: a false success ends an episode and pays the policy for failing)."""
-    best, best_f1 = 0.5, -1.0
-    for threshold in np.unique(np.concatenate([probabilities, [0.5]])):
+def calibrate_threshold(probabilities: np.ndarray, labels: np.ndarray, beta: float = 0.5,
+                        floor: float = 0.5) -> float:
+    """The threshold with the best F-beta on held-out frames (beta 0.5 weighs precision twice: a false
+    success ends an episode and pays the policy for failing, which RL then seeks out), never below
+    `floor`; among equals, the highest."""
+    best, best_score = max(floor, 0.5), -1.0
+    for threshold in np.unique(np.concatenate([probabilities, [floor]])):
+        if threshold < floor:
+            continue
         m = metrics(probabilities, labels, threshold)
-        f1 = 2 * m["precision"] * m["recall"] / max(m["precision"] + m["recall"], 1e-12)
-        if f1 >= best_f1:
-            best, best_f1 = float(threshold), f1
+        p, r = m["precision"], m["recall"]
+        score = (1 + beta**2) * p * r / max(beta**2 * p + r, 1e-12)
+        if score >= best_score:
+            best, best_score = float(threshold), score
     return best
 
 
