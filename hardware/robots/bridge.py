@@ -29,7 +29,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64, String
@@ -41,7 +40,7 @@ from hardware.robots.profile import RobotProfile
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
 from hardware.ros.guard import CommandChecks, CommandGuard
-from hardware.ros.runtime import run_node
+from hardware.ros.runtime import BackgroundNode, run_node
 
 HOME_TOLERANCE_M = 0.01
 HOME_TIMEOUT_S = 30.0
@@ -91,9 +90,13 @@ class RobotBridge(Node):
         sub(TwistStamped, topics.TARGET_TWIST, self._on_target_twist, qos.COMMAND)
         sub(Float64, topics.GRIPPER_COMMAND, self._on_gripper, qos.COMMAND)
         sub(Bool, topics.ESTOP, self._on_estop, qos.EVENT)
-        # Its own group: reset blocks until home while the timer (default group) moves the arm there;
-        # run the node in a MultiThreadedExecutor.
-        self.create_service(Trigger, topics.RESET, self._on_reset, callback_group=MutuallyExclusiveCallbackGroup())
+        # `reset` blocks until the arm is home while this node's send timer moves it there, so it is
+        # served by a node of its own, spun by its own thread. (rclpy's MultiThreadedExecutor stalled this
+        # node's callbacks for up to 1.5 s at a time here; an async callback starved the timer.)
+        self._reset_host = BackgroundNode(f"{profile.bridge}_bridge_reset", namespace=profile.namespace,
+                                          domain_id=self.context.get_domain_id())
+        self._reset_host.node.create_service(Trigger, topics.RESET, self._on_reset)
+        self._reset_host.start()
         self.create_service(Trigger, topics.CLEAR_ESTOP, self._on_clear_estop)
         self.create_timer(1.0 / profile.bridge_hz, self._send)
         self.create_timer(0.1, self._publish_status)
@@ -195,6 +198,10 @@ class RobotBridge(Node):
         self.command_controller(target_pos, target_rot, hold.stale_hold or hold.estop, wall)
         self.sent += 1
 
+    def destroy_node(self) -> None:
+        self._reset_host.close()
+        super().destroy_node()
+
     def _publish_status(self) -> None:
         hold = self._hold
         self.pub_status.publish(String(data=json.dumps({
@@ -251,6 +258,5 @@ def main(profile: RobotProfile, *, domain_id: int | None = None, argv: list[str]
     if profile.bridge not in BRIDGES:
         raise ValueError(f"robot profile {profile.name!r} has bridge {profile.bridge!r}; `robot-rl bridge` runs "
                          f"{sorted(BRIDGES)} (a 'sim' profile runs `robot-rl sim-robot`)")
-    # Two threads: `reset` waits for the arm to reach home while the send timer moves it there.
     run_node(lambda context: BRIDGES[profile.bridge](profile, context=context), argv=argv, domain_id=domain_id,
-             threads=2, before_destroy=_hold_where_it_is)
+             before_destroy=_hold_where_it_is)

@@ -12,7 +12,7 @@ from hardware.ros import qos
 
 
 def run_node(make_node: Callable[[rclpy.Context], Node], *, argv: list[str] | None = None,
-             domain_id: int | None = None, threads: int = 1, duration_s: float | None = None,
+             domain_id: int | None = None, duration_s: float | None = None,
              before_destroy: Callable[[Node], None] | None = None) -> None:
     """Create the node in a fresh context (our Fast DDS profile, `argv`'s --ros-args applied) and spin it
     until SIGINT/SIGTERM (rclpy turns both into a shutdown) or `duration_s`. `before_destroy` runs even
@@ -24,8 +24,7 @@ def run_node(make_node: Callable[[rclpy.Context], Node], *, argv: list[str] | No
     node = None
     try:
         node = make_node(context)
-        executor = (rclpy.executors.MultiThreadedExecutor(num_threads=threads, context=context) if threads > 1
-                    else rclpy.executors.SingleThreadedExecutor(context=context))
+        executor = rclpy.executors.SingleThreadedExecutor(context=context)
         executor.add_node(node)
         end = None if duration_s is None else time.monotonic() + duration_s
         try:
