@@ -149,7 +149,9 @@ class SimRobotNode(Node):
         towards the safety filter's output, then everything is published with one stamp."""
         env = self.env
         period = 1.0 / self.params["control_hz"]
-        target = self.guard.twist_target(env.target_position, env.target_rotation, period, self.now(),
+        # A twist moves the arm from where it is, not from the last target: integrating it into a target
+        # the compliant arm lags behind winds up, and a velocity loop closed around that oscillates.
+        target = self.guard.twist_target(env.arm.ee_position, env.arm.ee_rotation, period, self.now(),
                                          env.config.safety.command_timeout_s / self.params["real_time_factor"])
         if target is not None:
             env.command_pose(*target)
