@@ -121,7 +121,6 @@ def run(composition: Composition, stop_grace_s: float = 10.0) -> int:
     width = max((len(e.name) for e in composition.executables), default=1)
     processes: list[tuple[Executable, subprocess.Popen]] = []
     pumps = []
-    code = 0
     try:
         for executable in composition.executables:
             process = subprocess.Popen(_command(executable.argv), env=env, stdout=subprocess.PIPE,
@@ -142,8 +141,7 @@ def run(composition: Composition, stop_grace_s: float = 10.0) -> int:
                 return 0
             time.sleep(0.1)
     except KeyboardInterrupt:
-        code = 130
-        return code
+        return 130
     finally:
         for sig, wait in ((signal.SIGINT, stop_grace_s), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             alive = [p for _, p in processes if p.poll() is None]

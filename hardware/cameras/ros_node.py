@@ -46,8 +46,7 @@ class CameraNode(Node):
         if self.fovy_deg > 0:
             info = M.camera_info(width, height, self.fovy_deg, stamp, self.config.name)
         else:  # intrinsics unknown: size only (calibrate, then give fovy or a full CameraInfo)
-            info = CameraInfo(width=width, height=height)
-            info.header.stamp, info.header.frame_id = M.to_stamp(stamp), self.config.name
+            info = CameraInfo(header=M.header(stamp, self.config.name), width=width, height=height)
         self.pub_info.publish(info)
         self.published += 1
 

@@ -15,7 +15,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, JointState
-from std_msgs.msg import Float32MultiArray, MultiArrayDimension
+from std_msgs.msg import Float32MultiArray, Header, MultiArrayDimension
 
 from controllers.rotations import mat_to_quat, quat_to_mat
 
@@ -37,14 +37,20 @@ def from_stamp(stamp: Time) -> float:
     return stamp.sec + stamp.nanosec * 1e-9
 
 
+def header(stamp: float, frame_id: str = "") -> Header:
+    return Header(stamp=to_stamp(stamp), frame_id=frame_id)
+
+
+def _set_xyz(target, values) -> None:
+    target.x, target.y, target.z = (float(v) for v in values)
+
+
 # -- images ----------------------------------------------------------------------------------------
 def to_image(rgb: np.ndarray, stamp: float, frame_id: str = "") -> Image:
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"to_image needs a uint8 HxWx3 RGB array, got shape {rgb.shape}")
-    msg = Image()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
+    msg = Image(header=header(stamp, frame_id))
     msg.height, msg.width = rgb.shape[:2]
     msg.encoding = "rgb8"
     msg.is_bigendian = 0
@@ -81,9 +87,7 @@ def to_compressed(rgb: np.ndarray, stamp: float, frame_id: str = "", quality: in
     ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
-    msg = CompressedImage()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
+    msg = CompressedImage(header=header(stamp, frame_id))
     msg.format = "rgb8; jpeg compressed bgr8"  # image_transport's naming
     msg.data = jpeg.tobytes()
     return msg
@@ -101,9 +105,7 @@ def from_compressed(msg: CompressedImage) -> np.ndarray:
 def camera_info(width: int, height: int, fovy_deg: float, stamp: float, frame_id: str = "") -> CameraInfo:
     """Pinhole intrinsics from a vertical field of view (MuJoCo's camera model), no distortion."""
     f = 0.5 * height / math.tan(math.radians(fovy_deg) / 2)
-    msg = CameraInfo()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
+    msg = CameraInfo(header=header(stamp, frame_id))
     msg.width, msg.height = width, height
     msg.distortion_model = "plumb_bob"
     msg.d = [0.0] * 5
@@ -115,11 +117,8 @@ def camera_info(width: int, height: int, fovy_deg: float, stamp: float, frame_id
 
 # -- poses, twists, wrenches -------------------------------------------------------------------------
 def to_pose(position, rotation, stamp: float, frame_id: str = "base") -> PoseStamped:
-    msg = PoseStamped()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
-    p = msg.pose.position
-    p.x, p.y, p.z = (float(v) for v in position)
+    msg = PoseStamped(header=header(stamp, frame_id))
+    _set_xyz(msg.pose.position, position)
     w, x, y, z = mat_to_quat(np.asarray(rotation, float))
     q = msg.pose.orientation
     q.w, q.x, q.y, q.z = float(w), float(x), float(y), float(z)
@@ -139,12 +138,9 @@ def from_pose(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_twist(linear, angular, stamp: float, frame_id: str = "base") -> TwistStamped:
-    msg = TwistStamped()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
-    t = msg.twist
-    t.linear.x, t.linear.y, t.linear.z = (float(v) for v in linear)
-    t.angular.x, t.angular.y, t.angular.z = (float(v) for v in angular)
+    msg = TwistStamped(header=header(stamp, frame_id))
+    _set_xyz(msg.twist.linear, linear)
+    _set_xyz(msg.twist.angular, angular)
     return msg
 
 
@@ -158,12 +154,9 @@ def from_twist(msg: TwistStamped) -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_wrench(force, torque, stamp: float, frame_id: str = "base") -> WrenchStamped:
-    msg = WrenchStamped()
-    msg.header.stamp = to_stamp(stamp)
-    msg.header.frame_id = frame_id
-    w = msg.wrench
-    w.force.x, w.force.y, w.force.z = (float(v) for v in force)
-    w.torque.x, w.torque.y, w.torque.z = (float(v) for v in torque)
+    msg = WrenchStamped(header=header(stamp, frame_id))
+    _set_xyz(msg.wrench.force, force)
+    _set_xyz(msg.wrench.torque, torque)
     return msg
 
 
@@ -173,8 +166,7 @@ def from_wrench(msg: WrenchStamped) -> np.ndarray:
 
 
 def to_joint_state(names, position, velocity, effort, stamp: float) -> JointState:
-    msg = JointState()
-    msg.header.stamp = to_stamp(stamp)
+    msg = JointState(header=header(stamp))
     msg.name = list(names)
     msg.position = np.asarray(position, float)
     msg.velocity = np.asarray(velocity, float)
