@@ -31,6 +31,8 @@ from robot_rl.agents.sac import SACAgent, SACConfig, set_anchor, warm_start_sac
 from robot_rl.files import atomic_write
 from robot_rl.intervention import HumanConfig, InterventionSegments, SimulatedHuman
 from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
+from robot_rl.rewards.factory import RewardModelConfig
+from robot_rl.rewards.frames import FrameDataset
 from sim.experts import expert_for
 
 
@@ -93,10 +95,10 @@ class TrainConfig:
     # the online and the demo/intervention buffers (HIL-SERL).
     human: HumanConfig = field(default_factory=HumanConfig)
     robot: RobotConfig = field(default_factory=RobotConfig)
-    # A success classifier (`robot-rl rewards train-classifier`) whose reward and success replace the
-    # env's while training, as on a real robot; evaluations still report the simulator's true success.
-    reward_model: str | None = None
-    reward_hysteresis: int = 1  # consecutive frames above the threshold before success
+    # A reward labeler (success classifier, preference model, CLIP or VLM; robot_rl.rewards.factory)
+    # whose reward and success replace the env's while training, as on a real robot; evaluations still
+    # report the simulator's true success. `--set reward.model=success.pt`.
+    reward: RewardModelConfig = field(default_factory=RewardModelConfig)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -114,8 +116,8 @@ class TrainConfig:
             object.__setattr__(self, "human", HumanConfig(**self.human))
         if isinstance(self.robot, dict):
             object.__setattr__(self, "robot", RobotConfig(**self.robot))
-        if not (isinstance(self.reward_hysteresis, int) and self.reward_hysteresis >= 1):
-            bad("reward_hysteresis", "must be an integer >= 1")
+        if isinstance(self.reward, dict):
+            object.__setattr__(self, "reward", RewardModelConfig(**self.reward))
         if self.robot.enabled and self.human.enabled:
             bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
         if self.algorithm not in ("sac", "bc", "iql", "calql"):
@@ -176,7 +178,7 @@ def make_env(cfg: TrainConfig, in_process: bool = False):
             kwargs["action"] = dataclasses.replace(task.DEFAULT_CONFIG.action, gripper_mode="toggle")
     if cfg.obs_mode == "pixels":
         kwargs.update(image_size=cfg.image_size, cameras=cfg.cameras)
-    elif cfg.reward_model is not None:  # the classifier's cameras are rendered at its input size
+    elif cfg.reward.model is not None:  # the labeler's cameras are rendered at image_size
         kwargs.update(image_size=cfg.image_size)
     return sim.make(cfg.task, **kwargs)
 
@@ -260,15 +262,17 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.env = make_env(cfg, in_process=not self.acts)
-        if cfg.reward_model is not None and self.acts:
-            from robot_rl.rewards.classifier import load_classifier
+        if cfg.reward.model is not None and self.acts:
+            from robot_rl.rewards.base import instruction_for
+            from robot_rl.rewards.factory import make_labeler
             from robot_rl.rewards.wrapper import LabelerReward
 
-            labeler = load_classifier(cfg.reward_model, hysteresis=cfg.reward_hysteresis)
-            if labeler.model.image_size != cfg.image_size:
-                raise ValueError(f"reward_model {cfg.reward_model} takes {labeler.model.image_size}px frames: set "
-                                 f"image_size={labeler.model.image_size}")
-            self.env = LabelerReward(self.env, labeler, cfg.task)
+            labeler = make_labeler(cfg.reward)
+            size = getattr(labeler, "image_size", None) or getattr(getattr(labeler, "model", None), "image_size", None)
+            if size is not None and size != cfg.image_size:
+                raise ValueError(f"reward.model {cfg.reward.model} takes {size}px frames: set image_size={size}")
+            self.env = LabelerReward(self.env, labeler, instruction_for(cfg.reward.prompt or cfg.task),
+                                     cameras=cfg.reward.cameras or None, review_every=cfg.reward.review_every)
         self.eval_env = make_env(cfg, in_process=True)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)
@@ -290,6 +294,9 @@ class Trainer:
         self.wall_offset = 0.0
         self._human_rng = None
         self._demos_saved_at = -1  # transitions_written of the demo buffer on disk (-1: none yet)
+        self._prior_reward_frames = None
+        if resume and (self.out / "reward_frames.npz").exists():
+            self._prior_reward_frames = FrameDataset.load(self.out / "reward_frames.npz")
         checkpoint = self.out / "checkpoint.pt"
         self._write_config()
         if resume and checkpoint.exists():
@@ -350,6 +357,7 @@ class Trainer:
         self._save_demos()  # interventions add to it
         lines = "".join(json.dumps(e) + "\n" for e in self.episode_log).encode()
         atomic_write(self.out / "episodes.jsonl", lambda f: f.write(lines))
+        self._save_reward_frames()
         state = {
             "agent": self.agent.state_dict(),
             "env_steps": self.env_steps,
@@ -365,6 +373,15 @@ class Trainer:
             **(extra or {}),
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
+
+    def _save_reward_frames(self) -> None:
+        frames = getattr(self.env, "reviewed_frames", lambda: None)()
+        if frames is None:
+            return
+        path = self.out / "reward_frames.npz"
+        if self._prior_reward_frames is not None:  # kept before a resume
+            frames = FrameDataset.concat(self._prior_reward_frames, frames)
+        frames.save(path)
 
     def _save_demos(self) -> None:
         """Write the demo/intervention buffer when it has changed since it was last written (only

@@ -134,14 +134,14 @@ def test_training_with_the_classifier_reward_logs_true_success(trained, tmp_path
 
     from robot_rl.train import TrainConfig, Trainer
 
-    cfg = TrainConfig(out_dir=str(tmp_path / "run"), reward_model=str(trained), image_size=32, total_env_steps=120,
+    cfg = TrainConfig(out_dir=str(tmp_path / "run"), reward={"model": str(trained)}, image_size=32, total_env_steps=120,
                       num_demos=2, learning_starts=60, eval_every=120, eval_episodes=1, progress=False,
                       tensorboard=False, agent={"hidden_dims": (32, 32), "utd": 1})
     Trainer(cfg).run()
     log = [json.loads(line) for line in (tmp_path / "run" / "episodes.jsonl").read_text().splitlines()]
     assert log and all("true_success" in e for e in log)
     with pytest.raises(ValueError, match="image_size=32"):
-        Trainer(TrainConfig(out_dir=str(tmp_path / "bad"), reward_model=str(trained), image_size=64, num_demos=1,
+        Trainer(TrainConfig(out_dir=str(tmp_path / "bad"), reward={"model": str(trained)}, image_size=64, num_demos=1,
                             progress=False, tensorboard=False))
 
 

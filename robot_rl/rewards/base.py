@@ -13,7 +13,7 @@ import numpy as np
 class Label:
     reward: float
     success: bool
-    confidence: float = 1.0  # the labeler's probability of `success`, where it has one
+    confidence: float | None = None  # the labeler's probability of `success`, where it has one
 
 
 class Labeler(Protocol):
@@ -22,3 +22,12 @@ class Labeler(Protocol):
     def label(self, images: dict[str, np.ndarray], task: str) -> Label | None:
         """`images`: {camera: uint8 HxWx3 RGB}, all from one instant. None: no label (logged, never raised)."""
         ...
+
+
+def instruction_for(task: str) -> str:
+    """The sentence a language-conditioned labeler is given: a simulated task's INSTRUCTION for its id
+    ("PickCube-v0" -> "pick up the red cube ..."), anything else as it is (already a sentence)."""
+    import sim
+
+    cls = sim.TASKS.get(task.split("/", 1)[-1])
+    return cls.INSTRUCTION if cls is not None and cls.INSTRUCTION else task

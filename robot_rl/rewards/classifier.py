@@ -104,7 +104,7 @@ def calibrate_threshold(probabilities: np.ndarray, labels: np.ndarray, beta: flo
     """The threshold with the best F-beta on held-out frames (beta 0.5 weighs precision twice: a false
     success ends an episode and pays the policy for failing, which RL then seeks out), never below
     `floor`; among equals, the highest."""
-    best, best_score = max(floor, 0.5), -1.0
+    best, best_score = floor, -1.0
     for threshold in np.unique(np.concatenate([probabilities, [floor]])):
         if threshold < floor:
             continue

@@ -45,6 +45,24 @@ class FrameDataset:
     def subset(self, mask: np.ndarray) -> FrameDataset:
         return FrameDataset({c: f[mask] for c, f in self.images.items()}, self.labels[mask], self.episode[mask], self.task)
 
+    @staticmethod
+    def concat(*datasets: FrameDataset) -> FrameDataset:
+        """One dataset of several (same cameras and frame size); episode ids are renumbered so that
+        episodes of different files stay apart in the train/validation split."""
+        first = datasets[0]
+        for other in datasets[1:]:
+            shapes = {c: f.shape[1:] for c, f in other.images.items()}
+            if shapes != {c: f.shape[1:] for c, f in first.images.items()}:
+                raise ValueError(f"cannot combine frame datasets with cameras/sizes {shapes} and "
+                                 f"{ {c: f.shape[1:] for c, f in first.images.items()} }")
+        episodes, offset = [], 0
+        for d in datasets:
+            _, ids = np.unique(d.episode, return_inverse=True)
+            episodes.append(ids + offset)
+            offset += int(ids.max()) + 1 if len(ids) else 0
+        return FrameDataset({c: np.concatenate([d.images[c] for d in datasets]) for c in first.images},
+                            np.concatenate([d.labels for d in datasets]), np.concatenate(episodes), first.task)
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         arrays = {f"images/{c}": f for c, f in self.images.items()}

@@ -108,6 +108,7 @@ class ManipulationEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     XML: str = ""
+    INSTRUCTION: str = ""  # the task in words, for language-conditioned reward labelers
     OBJECT_BODIES: tuple[str, ...] = ()
     COLORED_GEOMS: tuple[str, ...] = ("table",)
     DEFAULT_CONFIG = TaskConfig()

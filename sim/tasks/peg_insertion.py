@@ -23,6 +23,7 @@ class PegInsertionEnv(ManipulationEnv):
     peg tip minus hole (3). The gripper holds the peg: the default action has no gripper entry."""
 
     XML = "peg_insertion.xml"
+    INSTRUCTION = "insert the yellow peg into the hole in the blue block"
     OBJECT_BODIES = ("peg",)
     COLORED_GEOMS = ("table", "peg", "wall_px", "wall_nx", "wall_py", "wall_ny")
     DEFAULT_CONFIG = TaskConfig(action=ActionSpec(gripper=False, translation_scale=0.02))

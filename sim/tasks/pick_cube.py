@@ -16,6 +16,7 @@ class PickCubeEnv(ManipulationEnv):
     Object state (10): cube position (3), cube quaternion wxyz (4), cube minus end effector (3)."""
 
     XML = "pick_cube.xml"
+    INSTRUCTION = "pick up the red cube and lift it above the table"
     OBJECT_BODIES = ("cube",)
     COLORED_GEOMS = ("table", "cube")
     DEFAULT_CONFIG = TaskConfig()

@@ -1,0 +1,88 @@
+"""One config and one constructor for every labeler, so training, relabelling, evaluation and the ROS 2
+reward node all accept the same model spec:
+
+    PATH.pt                      a success classifier or preference reward model (format read from the file)
+    clip:ID_OR_DIR               VLM-RM zero-shot reward from a CLIP/SigLIP checkpoint
+    vlm:ID_OR_DIR                "has the task been completed?" asked to a local transformers VLM
+    vlm:http://HOST:PORT/v1#NAME the same question to an OpenAI-compatible server serving model NAME
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from robot_rl.rewards.base import Labeler
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    model: str | None = None  # the spec above; None: the environment's own reward
+    prompt: str | None = None  # the task sentence; None: the task's INSTRUCTION
+    cameras: tuple[str, ...] = ()  # () : the model's own (a classifier's), else ("front",)
+    threshold: float | None = None  # success threshold; None: the model's calibrated one (VLM: P(yes) 0.5)
+    hysteresis: int = 1  # consecutive frames above the threshold before success
+    baseline: str = "a robot arm"  # VLM-RM baseline prompt
+    alpha: float = 0.5  # VLM-RM projection strength
+    cache: str | None = None  # SQLite file of VLM answers, reused across runs
+    api_key_env: str = "OPENAI_API_KEY"  # environment variable holding an HTTP endpoint's key, if any
+    # Keep the frames the reward model judged (all its successes, every k-th other frame) with the
+    # simulator's true label in reward_frames.npz, to retrain it on its false positives (0: off).
+    review_every: int = 10
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cameras", tuple(self.cameras))
+        if not (isinstance(self.hysteresis, int) and self.hysteresis >= 1):
+            raise ValueError(f"reward.hysteresis must be an integer >= 1, got {self.hysteresis!r}")
+        if not (isinstance(self.review_every, int) and self.review_every >= 0):
+            raise ValueError(f"reward.review_every must be an integer >= 0 (0 turns it off), got {self.review_every!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"reward.alpha must be in [0, 1], got {self.alpha}")
+        if self.model is not None and not (self.model.endswith(".pt") or self.model.startswith(("clip:", "vlm:"))):
+            raise ValueError(f"reward.model {self.model!r} must be PATH.pt (classifier or preference model), "
+                             f"clip:MODEL or vlm:MODEL (a directory, hub id or http://HOST/v1#NAME)")
+
+
+def _checkpoint_format(path: Path) -> str:
+    import torch
+
+    if not path.exists():
+        raise ValueError(f"reward.model: no file {path}: train one with `robot-rl rewards train-classifier` or "
+                         f"`robot-rl rewards train-preference`")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"reward.model: {path} is not a reward model checkpoint: {err}") from err
+    return payload.get("format", "") if isinstance(payload, dict) else ""
+
+
+def make_labeler(cfg: RewardModelConfig) -> Labeler:
+    import os
+
+    spec = cfg.model
+    if spec is None:
+        raise ValueError("reward.model is not set")
+    if spec.endswith(".pt") and not spec.startswith(("clip:", "vlm:")):
+        fmt = _checkpoint_format(Path(spec))
+        if fmt.startswith("robot_rl.success_classifier"):
+            from robot_rl.rewards.classifier import load_classifier
+
+            return load_classifier(spec, hysteresis=cfg.hysteresis, threshold=cfg.threshold)
+        if fmt.startswith("robot_rl.preference_reward"):
+            from robot_rl.rewards.preference import load_preference_reward
+
+            return load_preference_reward(spec, threshold=cfg.threshold)
+        raise ValueError(f"reward.model: {spec} is neither a success classifier nor a preference reward model")
+    kind, _, source = spec.partition(":")
+    cameras = cfg.cameras or ("front",)
+    if kind == "clip":
+        from robot_rl.rewards.clip import ClipReward, HFClipEncoder
+
+        return ClipReward(HFClipEncoder(source), baseline=cfg.baseline, alpha=cfg.alpha, cameras=cameras,
+                          goal=cfg.prompt, threshold=cfg.threshold, hysteresis=cfg.hysteresis)
+    from robot_rl.rewards.vlm import QueryCache, VLMQueries, VLMSuccess, make_backend
+
+    backend = make_backend(source, api_key=os.environ.get(cfg.api_key_env))
+    queries = VLMQueries(backend, QueryCache(cfg.cache))
+    return VLMSuccess(queries, cameras=cameras, threshold=cfg.threshold if cfg.threshold is not None else 0.5,
+                      hysteresis=cfg.hysteresis)
