@@ -58,3 +58,35 @@ def test_the_reward_node_labels_the_newest_frames_without_blocking_and_survives_
         node.destroy_node()
         host.close()
         probe.close()
+
+
+def _serve(argv: list[str]) -> None:
+    from robot_rl.cli import main
+
+    main(argv)
+
+
+def test_rewards_serve_runs_a_vlm_labeler_as_the_reward_node():
+    """`robot-rl rewards serve` in its own process: camera frames in, the VLM's (here a loopback
+    OpenAI-compatible server's) verdict out as reward and success."""
+    from tests.ros_helpers import ChildProcess
+    from tests.vlm_server import JudgeServer
+
+    domain = fresh_domain_id()
+    judge = JudgeServer()
+    probe = Probe(domain)
+    probe.listen(Float32, topics.REWARD, qos.EVENT)
+    probe.listen(Bool, topics.SUCCESS, qos.EVENT)
+    config = {"name": "front", "source": "pattern", "width": 64, "height": 64, "fps": 10.0}
+    argv = ["rewards", "serve", "--model", f"vlm:{judge.url}#judge", "--prompt", "lift the cube", "--cameras", "front",
+            "--domain-id", str(domain), "--duration", "15"]
+    try:
+        with ChildProcess(_serve, argv), CameraProcess(domain, config, seconds=15.0):
+            probe.wait_for(lambda: probe.counts.get(topics.REWARD, 0) >= 3, timeout=25.0, what="three labels")
+        asked = [r for r in judge.requests if "lift the cube" in r["messages"][0]["content"][0]["text"]]
+        assert len(asked) >= 1  # repeated frames are answered from the cache
+        assert probe.latest[topics.SUCCESS].data is False  # the pattern is not red: the judge says No
+        assert probe.latest[topics.REWARD].data == 0.0
+    finally:
+        probe.close()
+        judge.close()
