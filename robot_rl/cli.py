@@ -100,6 +100,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from robot_rl.config import parse_overrides
+    from robot_rl.train import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.run, parse_overrides(args.set or []), args.episodes, args.seed)
+    print(json.dumps(result))
+    return 0
+
+
 def _endpoints(host: str, data_port: int, weights_port: int) -> tuple[str, str]:
     return f"tcp://{host}:{data_port}", f"tcp://{host}:{weights_port}"
 
@@ -178,7 +187,7 @@ def _cmd_sim_robot(args: argparse.Namespace) -> int:
     given = {"task": args.task, "cameras": args.cameras, "image_size": args.image_size,
              "control_hz": args.control_hz, "real_time_factor": args.real_time_factor,
              "lockstep": args.lockstep or None, "seed": args.seed, "reward": args.reward,
-             "command_timeout_s": args.command_timeout_s}
+             "command_timeout_s": args.command_timeout_s, "standin": args.standin}
     run_node(["robot-rl", *args.ros_args], namespace=args.namespace, domain_id=args.domain_id,
              parameters={k: v for k, v in given.items() if v is not None})
     return 0
@@ -308,6 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(train, run_dir=True)
     train.set_defaults(func=_cmd_train)
 
+    evaluate = sub.add_parser(
+        "evaluate", help="a trained run's policy, deterministically, in the sim or on a ROS 2 robot",
+        description="Evaluate the policy of a run directory (checkpoint.pt + config.json) with the mean action. "
+                    "By default in the nominal in-process sim; with --set robot.enabled=true on a ROS 2 robot "
+                    "(e.g. zero-shot on a `robot-rl sim-robot --standin pick_cube --lockstep` stand-in).",
+        epilog="examples:\n  robot-rl evaluate runs/pick_dr\n"
+               "  robot-rl evaluate runs/pick_dr --episodes 50 --set robot.enabled=true",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("run", metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=int, default=20)
+    evaluate.add_argument("--seed", type=int, default=2_000_000_000, help="first scene seed (default: eval seeds)")
+    evaluate.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides (robot.enabled=true, ...)")
+    evaluate.set_defaults(func=_cmd_evaluate)
+
     learner = sub.add_parser(
         "learner", help="the learning half of a distributed run: actors connect to it over ZeroMQ",
         description="Learn from the episodes that N `robot-rl actor` processes (robots or simulators, on "
@@ -356,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "given keep the node's parameter defaults; --ros-args ... passes ROS arguments through.",
         epilog="examples:\n  robot-rl sim-robot --lockstep                     # for `robot-rl train --set robot.enabled=true`\n"
                "  robot-rl sim-robot --cameras front --real-time-factor 1\n"
-               "  robot-rl sim-robot --ros-args -p control_hz:=20.0",
+               "  robot-rl sim-robot --ros-args -p control_hz:=20.0\n"
+               "  robot-rl sim-robot --standin pick_cube --lockstep   # a 'real' robot for sim-to-real",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sim_robot.add_argument("--task", help="task id (default PickCube-v0; see `robot-rl tasks`)")
@@ -372,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim_robot.add_argument("--seed", type=int, help="seed of the scene sequence (default 0)")
     sim_robot.add_argument("--reward", choices=("sparse", "dense"), help="reward published (default sparse)")
     sim_robot.add_argument("--command-timeout-s", type=float, help="watchdog timeout (default 0.5)")
+    sim_robot.add_argument("--standin", metavar="NAME_OR_YAML",
+                           help="be a stand-in for a real robot: a fixed shift of dynamics, visuals, latency and "
+                                "noise the learner is never told (sim/standins: pick_cube, peg_insertion)")
     sim_robot.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
     sim_robot.set_defaults(func=_cmd_sim_robot, ros_args=[])
 

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 import sim
+from sim.randomization import Randomization
 from robot_rl.agents.bc import BCAgent, BCConfig
 from robot_rl.agents.calql import CalQLAgent, CalQLConfig
 from robot_rl.agents.iql import IQLAgent, IQLConfig
@@ -49,6 +50,9 @@ class RobotConfig:
     namespace: str = "robot"
     lockstep: bool = True  # a sim node started with --lockstep; False: a real-time robot
     domain_id: int | None = None  # None: ROS_DOMAIN_ID (else 0)
+    # Evaluate through a second robot on this namespace (e.g. a second `sim-robot --standin` node)
+    # instead of the in-process sim: success on the robot itself, measured without disturbing training.
+    eval_namespace: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,9 @@ class TrainConfig:
     # whose reward and success replace the env's while training, as on a real robot; evaluations still
     # report the simulator's true success. `--set reward.model=success.pt`.
     reward: RewardModelConfig = field(default_factory=RewardModelConfig)
+    # Domain randomisation of the in-process sim the learner acts in (sim.randomization.Randomization:
+    # `--set randomization.enabled=true`); evaluation in the sim stays nominal.
+    randomization: Randomization = field(default_factory=Randomization)
 
     def __post_init__(self) -> None:
         def bad(name: str, why: str):
@@ -118,6 +125,8 @@ class TrainConfig:
             object.__setattr__(self, "robot", RobotConfig(**self.robot))
         if isinstance(self.reward, dict):
             object.__setattr__(self, "reward", RewardModelConfig(**self.reward))
+        if isinstance(self.randomization, dict):
+            object.__setattr__(self, "randomization", Randomization(**self.randomization))
         if self.robot.enabled and self.human.enabled:
             bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
         if self.algorithm not in ("sac", "bc", "iql", "calql"):
@@ -150,9 +159,10 @@ class TrainConfig:
         return build(cls, values)
 
 
-def make_env(cfg: TrainConfig, in_process: bool = False):
-    """The env to act in: the task's in-process simulator, or with `robot.enabled` (and not
-    `in_process`) a `robot_rl.ros.RobotEnv` that observes and acts like it through ROS 2."""
+def make_env(cfg: TrainConfig, in_process: bool = False, evaluation: bool = False):
+    """The env to act in: the task's in-process simulator (domain-randomised if configured, except for
+    `evaluation`), or with `robot.enabled` (and not `in_process`) a `robot_rl.ros.RobotEnv` that
+    observes and acts like it through ROS 2."""
     if cfg.robot.enabled and not in_process:
         if cfg.agent.asymmetric:
             raise ValueError("agent.asymmetric needs privileged sim state, which a ROS 2 robot does not publish")
@@ -170,6 +180,8 @@ def make_env(cfg: TrainConfig, in_process: bool = False):
         overrides.update(namespace=cfg.robot.namespace, lockstep=cfg.robot.lockstep)
         return RobotEnv(RobotEnvConfig.for_task(cfg.task, **overrides))
     kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric}
+    if cfg.randomization.enabled and not evaluation:
+        kwargs["randomization"] = cfg.randomization
     if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
         task = sim.TASKS.get(cfg.task.split("/", 1)[-1])
         if task is not None:
@@ -181,6 +193,43 @@ def make_env(cfg: TrainConfig, in_process: bool = False):
     elif cfg.reward.model is not None:  # the labeler's cameras are rendered at image_size
         kwargs.update(image_size=cfg.image_size)
     return sim.make(cfg.task, **kwargs)
+
+
+def make_eval_env(cfg: TrainConfig):
+    """The nominal in-process sim, or with `robot.eval_namespace` a RobotEnv on that robot (the
+    actor alone acts there, so an asymmetric critic's privileged state is not needed)."""
+    if cfg.robot.eval_namespace is None:
+        return make_env(cfg, in_process=True, evaluation=True)
+    robot = dataclasses.replace(cfg.robot, enabled=True, profile=None, namespace=cfg.robot.eval_namespace)
+    return make_env(dataclasses.replace(cfg, robot=robot, agent=dataclasses.replace(cfg.agent, asymmetric=False)))
+
+
+def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = None, episodes: int = 20,
+                        seed: int = 2_000_000_000) -> dict[str, Any]:
+    """A run's policy (its checkpoint.pt and config.json), evaluated deterministically in the env that
+    `overrides` select: e.g. `{"robot": {"enabled": True}}` for zero-shot success on a ROS 2 robot."""
+    from robot_rl.config import merge
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists() or not (run_dir / "checkpoint.pt").exists():
+        raise ValueError(f"{run_dir} is not a run directory (needs config.json and checkpoint.pt)")
+    values = merge(json.loads((run_dir / "config.json").read_text()), overrides or {})
+    values["reward"] = {}  # evaluation reports the task's own success
+    cfg = TrainConfig.from_dict(values)
+    torch.set_num_threads(cfg.torch_threads)
+    spec_env = make_env(cfg, in_process=True)  # the observation layout the agent was built for
+    obs, _ = spec_env.reset(seed=seed)
+    obs_spec, action_dim = ObsSpec.from_obs(obs), spec_env.action_space.shape[0]
+    spec_env.close()
+    agent = SACAgent(obs_spec, action_dim, cfg.agent)
+    agent.load_state_dict(Trainer._read_checkpoint(run_dir / "checkpoint.pt")["agent"])
+    env = make_env(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, asymmetric=False))) \
+        if cfg.robot.enabled else make_env(cfg, in_process=True, evaluation=True)
+    try:
+        result = evaluate(agent, env, episodes, seed)
+    finally:
+        env.close()
+    return {"run": str(run_dir), "episodes": episodes, "robot": cfg.robot.enabled, **result}
 
 
 def record_demos(env, task: str, episodes: int, seed: int, capacity: int) -> ReplayBuffer:
@@ -273,7 +322,7 @@ class Trainer:
                 raise ValueError(f"reward.model {cfg.reward.model} takes {size}px frames: set image_size={size}")
             self.env = LabelerReward(self.env, labeler, instruction_for(cfg.reward.prompt or cfg.task),
                                      cameras=cfg.reward.cameras or None, review_every=cfg.reward.review_every)
-        self.eval_env = make_env(cfg, in_process=True)
+        self.eval_env = make_eval_env(cfg)
         obs, _ = self.env.reset(seed=cfg.seed)
         self.obs_spec = ObsSpec.from_obs(obs)
         self.action_dim = self.env.action_space.shape[0]

@@ -36,6 +36,7 @@ class Randomization:
     light_jitter: float = 0.2  # relative headlight intensity
     action_latency_steps: tuple[int, int] = (0, 1)  # control steps, inclusive
     observation_noise_std: float = 0.002  # added to proprio and object state
+    object_position_bias_std: float = 0.0  # m: a per-episode object-tracker offset (calibration error)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "friction_scale", _range("friction_scale", self.friction_scale, 0.05, 10))
@@ -51,7 +52,7 @@ class Randomization:
             raise ValueError("Randomization.action_latency_steps must be whole control steps")
         object.__setattr__(self, "action_latency_steps", (int(lo), int(hi)))
         for name in ("camera_position_std", "camera_rotation_std", "color_jitter", "light_jitter",
-                     "observation_noise_std"):
+                     "observation_noise_std", "object_position_bias_std"):
             value = getattr(self, name)
             if not (np.isfinite(value) and 0 <= value <= 1):
                 raise ValueError(f"Randomization.{name} must be in [0, 1], got {value}")
@@ -68,6 +69,9 @@ class RandomizationSample:
     light_scale: float = 1.0
     action_latency_steps: int = 0
     observation_noise_std: float = 0.0
+    # A fixed error of the object tracker (m), added to every object position the policy observes
+    # (stand-ins for real robots: a calibration error; never randomised here).
+    object_position_bias: tuple = (0.0, 0.0, 0.0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +117,8 @@ class DomainRandomizer:
             light_scale=float(1.0 + rng.uniform(-c.light_jitter, c.light_jitter)),
             action_latency_steps=int(rng.integers(c.action_latency_steps[0], c.action_latency_steps[1] + 1)),
             observation_noise_std=c.observation_noise_std,
+            object_position_bias=tuple(np.append(rng.normal(0, c.object_position_bias_std, 2), 0.0).tolist())
+            if c.object_position_bias_std > 0 else (0.0, 0.0, 0.0),
         )
 
     def apply(self, sample: RandomizationSample, data: mujoco.MjData) -> None:

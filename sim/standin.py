@@ -33,6 +33,7 @@ class StandIn:
     action_latency_steps: int = 0
     observation_noise_std: float = 0.0
     light_scale: float = 1.0
+    object_position_bias: tuple = (0.0, 0.0, 0.0)  # the object tracker's calibration error, m
     cameras: dict = field(default_factory=dict)  # camera: (dx, dy, dz, rx, ry, rz)
     colors: dict = field(default_factory=dict)  # geom: (dr, dg, db)
     name: str = ""
@@ -46,6 +47,10 @@ class StandIn:
             raise ValueError(f"stand-in {self.name}: action_latency_steps must be an integer in [0, 10]")
         if not 0 <= self.observation_noise_std <= 1:
             raise ValueError(f"stand-in {self.name}: observation_noise_std must be in [0, 1]")
+        bias = np.asarray(self.object_position_bias, dtype=float)
+        if bias.shape != (3,) or not np.all(np.abs(bias) <= 0.1):
+            raise ValueError(f"stand-in {self.name}: object_position_bias must be 3 numbers within 0.1 m")
+        object.__setattr__(self, "object_position_bias", tuple(float(v) for v in bias))
         for key, size in (("cameras", 6), ("colors", 3)):
             for name, values in getattr(self, key).items():
                 if len(values) != size or not np.all(np.isfinite(values)):
@@ -67,7 +72,7 @@ class StandIn:
             camera_offsets=tuple(tuple(float(v) for v in self.cameras.get(c, (0.0,) * 6)) for c in cameras),
             color_offsets=tuple(tuple(float(v) for v in self.colors.get(g, (0.0,) * 3)) for g in colored),
             light_scale=self.light_scale, action_latency_steps=self.action_latency_steps,
-            observation_noise_std=self.observation_noise_std)
+            observation_noise_std=self.observation_noise_std, object_position_bias=self.object_position_bias)
 
 
 def available_standins() -> list[str]:

@@ -21,6 +21,7 @@ Two clocks:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import time
@@ -55,6 +56,8 @@ PARAMETERS = {
                           (0.01, 10.0)),
     "max_command_age_s": (0.5, "drop commands stamped longer ago than this (wall clock)", (0.0, 10.0)),
     "jpeg_quality": (90, "quality of the compressed images", (1, 100)),
+    "standin": ("", "a stand-in for a real robot (sim/standins name or YAML path): fixed shifted dynamics, "
+                    "visuals, command latency and sensor noise at every reset; its task replaces `task`", None),
     # Settable at run time: RobotEnv.reset(seed=s) sets it before calling `reset`, so that a scene seeded
     # by the learner is the same scene as in the in-process sim.
     "scene_seed": (-1, "seed of the next reset's scene (-1: the next of the `seed` sequence); used once",
@@ -95,12 +98,27 @@ class SimRobotNode(Node):
             raise ValueError(f"sim_robot_node: parameter reward must be 'sparse' or 'dense', got {p['reward']!r}")
         self.params = p
         cameras = tuple(c for c in p["cameras"] if c)
+        self.standin = None
+        if p["standin"]:
+            from sim.standin import load_standin
+
+            self.standin = load_standin(p["standin"])
+            p["task"] = self.standin.task
         task_cls = sim.TASKS.get(p["task"].split("/", 1)[-1])
         if task_cls is None:
             raise ValueError(f"sim_robot_node: unknown task {p['task']!r}; available: {sorted(sim.TASKS)}")
         safety = dataclasses.replace(task_cls.DEFAULT_CONFIG.safety, command_timeout_s=p["command_timeout_s"])
         self.env = sim.make(p["task"], obs_mode="state", cameras=cameras or ("front",), image_size=p["image_size"],
                             control_hz=p["control_hz"], reward=p["reward"], safety=safety)
+        if self.standin is not None:
+            self.env.set_domain_shift(self.standin.sample_for(self.env))
+        # A stand-in's command latency (control periods) and sensor noise: the node applies them, as the
+        # robot-side API (command_pose/advance) bypasses the env's own step()-level latency and noise.
+        self.latency = self.standin.action_latency_steps if self.standin is not None else 0
+        self.noise_std = self.standin.observation_noise_std if self.standin is not None else 0.0
+        self._delayed: collections.deque = collections.deque()
+        self._incoming: list = [None, None]  # pose, gripper received since the last tick
+        self.noise_rng = np.random.default_rng(p["seed"] + 1)
         self.cameras = cameras
         self.has_gripper = self.env.config.action.gripper
         self.lockstep = bool(p["lockstep"])
@@ -155,6 +173,15 @@ class SimRobotNode(Node):
                                          env.config.safety.command_timeout_s / self.params["real_time_factor"])
         if target is not None:
             env.command_pose(*target)
+        if self.latency:  # commands act `latency` control periods after they arrive
+            self._delayed.append(tuple(self._incoming))
+            self._incoming = [None, None]
+            if len(self._delayed) > self.latency:
+                pose, opening = self._delayed.popleft()
+                if pose is not None:
+                    self._last_status = env.command_pose(*pose)
+                if opening is not None:
+                    env.command_gripper(opening)
         self._hold = env.advance()
         self.ticks += 1
         self._publish()
@@ -164,7 +191,10 @@ class SimRobotNode(Node):
         pose = self.guard.pose(msg, self.now())
         if pose is None:
             return
-        self._last_status = self.env.command_pose(*pose)
+        if self.latency:
+            self._incoming[0] = pose
+        else:
+            self._last_status = self.env.command_pose(*pose)
         self._pose_pending = True
         self._lockstep_step()
 
@@ -177,7 +207,10 @@ class SimRobotNode(Node):
         opening = self.guard.gripper(msg)
         if opening is None:
             return
-        self.env.command_gripper(opening)
+        if self.latency:
+            self._incoming[1] = opening
+        else:
+            self.env.command_gripper(opening)
         self._gripper_pending = True
         self._lockstep_step()
 
@@ -216,6 +249,8 @@ class SimRobotNode(Node):
         self.env.reset(seed=self._seed)
         self.episode += 1
         self._pose_pending = self._gripper_pending = False
+        self._delayed.clear()
+        self._incoming = [None, None]
         self._hold = None
         self._last_status = None
         self._publish()
@@ -234,17 +269,22 @@ class SimRobotNode(Node):
             self.pub_info[camera].publish(M.camera_info(rgb.shape[1], rgb.shape[0], fovy, stamp, camera))
         effort = env.data.qfrc_actuator[arm.dof_adr]
         self.pub_joints.publish(M.to_joint_state(ARM_JOINTS, arm.q, arm.dq, effort, stamp))
-        self.pub_pose.publish(M.to_pose(arm.ee_position, arm.ee_rotation, stamp))
+        self.pub_pose.publish(M.to_pose(self._noisy(arm.ee_position), arm.ee_rotation, stamp))
         velocity = arm.ee_velocity()
         self.pub_twist.publish(M.to_twist(velocity[:3], velocity[3:], stamp))
         wrench = arm.external_wrench()
         self.pub_wrench.publish(M.to_wrench(wrench[:3], wrench[3:], stamp))
         self.pub_width.publish(Float64(data=arm.gripper_width))
-        self.pub_object.publish(M.to_vector(env.task_state(), "object_state"))
+        self.pub_object.publish(M.to_vector(self._noisy(env.task_state()), "object_state"))
         reward, success, unstable = env.outcome()
         self.pub_reward.publish(Float32(data=float(reward)))
         self.pub_success.publish(Bool(data=bool(success)))
         self._publish_status(unstable=unstable)
+
+    def _noisy(self, values: np.ndarray) -> np.ndarray:
+        if not self.noise_std:
+            return values
+        return (values + self.noise_rng.normal(0.0, self.noise_std, np.shape(values))).astype(np.asarray(values).dtype)
 
     def _publish_status(self, unstable: bool = False) -> None:
         hold = self._hold

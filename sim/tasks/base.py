@@ -140,6 +140,7 @@ class ManipulationEnv(gym.Env):
         self._renderer: mujoco.Renderer | None = None
         self._render_option = mujoco.MjvOption()
         self._sample = RandomizationSample()
+        self._domain_shift: RandomizationSample | None = None
         self._pending_actions: collections.deque = collections.deque()
         self._steps = 0
         self.metadata = {**self.metadata, "render_fps": cfg.control_hz,
@@ -184,7 +185,7 @@ class ManipulationEnv(gym.Env):
         rng = self.np_random
         m, d = self.model, self.data
         mujoco.mj_resetData(m, d)
-        self._sample = self.randomizer.sample(rng)
+        self._sample = self._domain_shift if self._domain_shift is not None else self.randomizer.sample(rng)
         self.randomizer.apply(self._sample, d)
         self.arm.set_gains(self.config.gains.scaled(self._sample.gain_scale))
 
@@ -207,6 +208,11 @@ class ManipulationEnv(gym.Env):
         self._steps = 0
         info = {"success": False, "randomization": self._sample.as_dict()}
         return self._observation(), info
+
+    def set_domain_shift(self, sample: RandomizationSample | None) -> None:
+        """Use this fixed shift at every reset from now on instead of randomising (None: back to the
+        config's randomisation). This is how a stand-in for a real robot differs from the sim."""
+        self._domain_shift = sample
 
     def step(self, action):
         cfg = self.config
@@ -322,6 +328,10 @@ class ManipulationEnv(gym.Env):
         if self.config.privileged:
             obs["privileged"] = task_state.astype(np.float32)
         return obs
+
+    def _perceived(self, position: np.ndarray) -> np.ndarray:
+        """An object position as the policy observes it (with a stand-in's tracker bias)."""
+        return position + np.asarray(self._sample.object_position_bias, dtype=float)
 
     def task_state(self) -> np.ndarray:
         """The task's object state (float32, noise-free): what `obs["object"]` holds in state mode."""

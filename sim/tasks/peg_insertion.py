@@ -57,7 +57,7 @@ class PegInsertionEnv(ManipulationEnv):
         return self.data.site_xpos[self.model.site("hole").id].copy()
 
     def _object_state(self) -> np.ndarray:
-        tip, hole = self.peg_tip(), self.hole_position()
+        tip, hole = self._perceived(self.peg_tip()), self._perceived(self.hole_position())
         return np.concatenate([tip, self.body_quaternion("peg"), hole, tip - hole])
 
     def _success(self) -> bool:

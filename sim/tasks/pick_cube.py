@@ -34,7 +34,7 @@ class PickCubeEnv(ManipulationEnv):
         return self.body_position("cube")
 
     def _object_state(self) -> np.ndarray:
-        cube = self.cube_position()
+        cube = self._perceived(self.cube_position())
         return np.concatenate([cube, self.body_quaternion("cube"), cube - self.arm.ee_position])
 
     def _success(self) -> bool:

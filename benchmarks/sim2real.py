@@ -1,0 +1,163 @@
+"""Sim-to-real figures: how much success a policy trained in simulation keeps on a stand-in for a real
+robot (`sim/standins/`, served behind ROS 2 like hardware), and how many stand-in steps fine-tuning
+needs compared with training there from scratch.
+
+    python benchmarks/sim2real.py [--quick] [--out FILE.json] [--tasks pick peg] [--plot FILE.png]
+
+Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
+against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node:
+- sim_nominal / sim_dr: trained in the nominal sim, and with domain randomisation (recipe a,
+  configs/sim2real/*_dr.yaml); success in the sim and zero-shot on the stand-in;
+- finetune: the DR policy fine-tuned on the stand-in (recipe c, WSRL: warm start, no offline data,
+  critic warm-up, anchored actor), success on the stand-in along the way;
+- scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos).
+Reported: success at each evaluation, steps to 90%, and the fine-tune/scratch step ratio (the target
+is <= 25%). With --plot, a PNG of the curves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import report
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = {"pick": ("PickCube-v0", "pick_cube", 10), "peg": ("PegInsertion-v0", "peg_insertion", 20)}
+DR = {"enabled": True, "friction_scale": [0.3, 1.6], "object_mass_scale": [0.5, 3.0],
+      "joint_damping_scale": [0.5, 2.5], "gain_scale": [0.5, 1.3], "action_latency_steps": [0, 2],
+      "observation_noise_std": 0.004, "object_position_bias_std": 0.012}
+
+
+class StandIn:
+    """`robot-rl sim-robot --standin NAME --lockstep` in its own process group, stopped on exit."""
+
+    def __init__(self, name: str, namespace: str, domain: int):
+        self.process = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "sim-robot", "--standin", name,
+                                         "--lockstep", "--cameras", "--namespace", namespace,
+                                         "--domain-id", str(domain)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
+                                        cwd=ROOT)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def _train(out: Path, settings: dict) -> list[dict]:
+    settings = {**settings, "tensorboard": False, "progress": False}
+    config = out.with_suffix(".json")
+    config.write_text(json.dumps(settings))
+    run = subprocess.run([sys.executable, "-c", "import json, sys; from robot_rl.train import TrainConfig, Trainer; "
+                          "Trainer(TrainConfig.from_dict(json.load(open(sys.argv[1])))).run()", str(config)],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(f"training {out.name} failed:\n{run.stderr[-3000:]}")
+    return [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+
+
+def _zero_shot(run: Path, standin: str, episodes: int, domain: int) -> float:
+    from robot_rl.train import evaluate_checkpoint
+
+    with StandIn(standin, "robot", domain):
+        result = evaluate_checkpoint(run, {"robot": {"enabled": True, "domain_id": domain}}, episodes)
+    return result["success_rate"]
+
+
+def _steps_to(evals: list[dict], level: float) -> int | None:
+    return next((e["env_step"] for e in evals if e["success_rate"] >= level), None)
+
+
+def run_task(name: str, root: Path, quick: bool, domain: int) -> dict:
+    task, standin, demos = TASKS[name]
+    pretrain, budget = (400, 300) if quick else (10_000, 10_000)
+    eval_every, episodes = (100, 2) if quick else (1_000, 20)
+    base = {"task": task, "num_demos": demos, "eval_every": eval_every, "eval_episodes": episodes, "seed": 0}
+    if quick:
+        base["agent"] = {"batch_size": 32, "utd": 1}
+    results: dict[str, object] = {}
+    curves: dict[str, list] = {}
+    started = time.time()
+    for recipe, extra in (("sim_nominal", {}), ("sim_dr", {"randomization": DR})):
+        out = root / f"{name}_{recipe}"
+        evals = _train(out, {**base, **extra, "out_dir": str(out), "total_env_steps": pretrain})
+        results[f"{name}_{recipe}_sim_success"] = evals[-1]["success_rate"]
+        results[f"{name}_{recipe}_standin_zero_shot_success"] = _zero_shot(out, standin, episodes, domain)
+    robot = {"enabled": True, "lockstep": True, "domain_id": domain, "eval_namespace": "eval"}
+    finetune = {**base, "num_demos": 0, "demo_ratio": 0.0, "warm_start": str(root / f"{name}_sim_dr" / "checkpoint.pt"),
+                "learning_starts": min(500, budget // 3), "critic_warmup_steps": min(500, budget // 3),
+                "anchor_weight": 1.0, "anchor_steps": min(3000, budget), "robot": robot}
+    scratch = {**base, "robot": robot}
+    for recipe, settings in (("finetune", finetune), ("scratch", scratch)):
+        out = root / f"{name}_{recipe}"
+        with StandIn(standin, "robot", domain), StandIn(standin, "eval", domain):
+            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": budget})
+        curves[recipe] = [(e["env_step"], e["success_rate"]) for e in evals]
+        for level in (2_000, 5_000, 10_000):
+            at = [e["success_rate"] for e in evals if e["env_step"] == level]
+            if at:
+                results[f"{name}_{recipe}_standin_success_at_{level}_steps"] = at[0]
+        results[f"{name}_{recipe}_standin_final_success"] = evals[-1]["success_rate"]
+        results[f"{name}_{recipe}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
+    fine, scratch_steps = results[f"{name}_finetune_standin_steps_to_90pct"], results[f"{name}_scratch_standin_steps_to_90pct"]
+    if fine is not None and scratch_steps is not None:
+        results[f"{name}_finetune_over_scratch_steps_ratio"] = fine / scratch_steps
+    results[f"{name}_wall_s"] = time.time() - started
+    results[f"{name}_curves"] = curves
+    return results
+
+
+def plot(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [k[:-len("_curves")] for k in results if k.endswith("_curves")]
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for recipe, points in results[f"{name}_curves"].items():
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=recipe)
+        for recipe in ("sim_nominal", "sim_dr"):
+            ax.axhline(results[f"{name}_{recipe}_standin_zero_shot_success"], ls="--", lw=1,
+                       color="gray" if recipe == "sim_nominal" else "black", label=f"{recipe} zero-shot")
+        ax.set(title=f"{name}: success on the stand-in", xlabel="stand-in env steps", ylim=(-0.05, 1.05))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the numbers")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--tasks", nargs="+", default=["pick", "peg"], choices=sorted(TASKS))
+    parser.add_argument("--plot", default=None, metavar="FILE.png")
+    parser.add_argument("--domain-id", type=int, default=120 + os.getpid() % 60)
+    args = parser.parse_args()
+    results: dict[str, object] = {"quick": args.quick}
+    with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
+        for name in args.tasks:
+            results.update(run_task(name, Path(tmp), args.quick, args.domain_id))
+    if args.plot:
+        plot(results, args.plot)
+        results["plot"] = args.plot
+    report(results, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""Sim-to-real: stand-ins for real robots (a fixed shift served behind ROS 2 exactly like hardware), the
+shift reproduced step for step in-process, its parameters never reaching the training process, domain
+randomisation in training, and evaluating a run zero-shot on a robot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sim
+from sim.standin import available_standins, load_standin
+from tests.ros_helpers import ObsPickPolicy, SimRobotProcess, fresh_domain_id
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_standins_load_and_bad_ones_are_clear_errors(tmp_path):
+    assert {"pick_cube", "peg_insertion"} <= set(available_standins())
+    for name in available_standins():
+        shift = load_standin(name)
+        env = sim.make(shift.task)
+        shift.sample_for(env)  # cameras and geoms exist
+        env.close()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: PickCube-v0\nfriction: 0.5\n")
+    with pytest.raises(ValueError, match="unknown key.*friction"):
+        load_standin(str(bad))
+    bad.write_text("task: PickCube-v0\ngain_scale: 50\n")
+    with pytest.raises(ValueError, match="gain_scale"):
+        load_standin(str(bad))
+    bad.write_text("task: PickCube-v0\ncolors: {teapot: [0.1, 0, 0]}\n")
+    env = sim.make("PickCube-v0")
+    with pytest.raises(ValueError, match="teapot"):
+        load_standin(str(bad)).sample_for(env)
+    env.close()
+    with pytest.raises(ValueError, match="no stand-in"):
+        load_standin("mars_rover")
+
+
+def test_a_domain_shift_changes_dynamics_and_perception_but_not_the_ground_truth():
+    shift = load_standin("pick_cube")
+    nominal, shifted = sim.make("PickCube-v0"), sim.make("PickCube-v0")
+    shifted.set_domain_shift(shift.sample_for(shifted))
+    a, _ = nominal.reset(seed=5)
+    b, info = shifted.reset(seed=5)
+    assert info["randomization"]["gain_scale"] == 0.6 and info["randomization"]["action_latency_steps"] == 2
+    cube = shifted.model.body("cube").id
+    assert shifted.model.body_mass[cube] == pytest.approx(2.5 * nominal.model.body_mass[cube])
+    # The tracker's bias is in what the policy sees, not in where the cube is.
+    np.testing.assert_allclose(shifted.task_state()[:3] - nominal.task_state()[:3], shift.object_position_bias, atol=1e-6)
+    np.testing.assert_allclose(shifted.cube_position(), nominal.cube_position(), atol=1e-9)
+    # Two control periods of latency: the first two commands do not move the arm yet.
+    push = np.array([1.0, 0.0, 0.0, 1.0], np.float32)
+    start_nominal, start_shifted = nominal.arm.ee_position.copy(), shifted.arm.ee_position.copy()
+    for _ in range(2):
+        nominal.step(push), shifted.step(push)
+    assert np.linalg.norm(nominal.arm.ee_position - start_nominal) > 0.02
+    assert np.linalg.norm(shifted.arm.ee_position - start_shifted) < 0.005
+    nominal.close(), shifted.close()
+
+
+def test_a_standin_behind_ros_reproduces_the_shifted_sim_step_for_step(tmp_path):
+    """The node applies the stand-in's dynamics and tracker bias exactly as the in-process env does (noise
+    and latency off so the two can match to float precision: the env delays actions, the node delays the
+    already-filtered targets in transit, as a real link does), and its command latency as many periods."""
+    from robot_rl.ros.robot_env import make_robot_env
+
+    path = tmp_path / "standin.yaml"
+    values = {k: v for k, v in vars(load_standin("pick_cube")).items() if k not in ("name", "observation_noise_std")}
+    path.write_text(json.dumps({**values, "object_position_bias": list(values["object_position_bias"]),
+                                "action_latency_steps": 0}))
+    shift = load_standin(str(path))
+    domain = fresh_domain_id()
+    with SimRobotProcess(domain, lockstep=True, cameras=[], seed=3, standin=str(path)):
+        env = make_robot_env("PickCube-v0", lockstep=True, domain_id=domain)
+        local = sim.make("PickCube-v0")
+        local.set_domain_shift(shift.sample_for(local))
+        try:
+            obs, _ = env.reset(seed=77)
+            local_obs, _ = local.reset(seed=77)
+            policy, done, steps = ObsPickPolicy(), False, 0
+            while not done and steps < 60:
+                for key in ("proprio", "object"):
+                    np.testing.assert_allclose(obs[key], local_obs[key], atol=1e-4, err_msg=f"{key} at step {steps}")
+                action = policy.act(obs)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                local_obs, local_reward, local_terminated, _, _ = local.step(action)
+                assert (reward, terminated) == (local_reward, local_terminated)
+                done, steps = terminated or truncated, steps + 1
+            assert steps >= 20
+        finally:
+            env.close()
+            local.close()
+    with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):  # 2 periods of latency
+        env = make_robot_env("PickCube-v0", lockstep=True, domain_id=domain)
+        try:
+            obs, _ = env.reset(seed=77)
+            start = obs["proprio"][:3].copy()
+            moved = []
+            for _ in range(4):
+                obs, *_ = env.step(np.array([1.0, 0.0, 0.0, 1.0], np.float32))
+                moved.append(float(np.linalg.norm(obs["proprio"][:3] - start)))
+            assert moved[1] < 0.015 and moved[3] > 0.025, moved  # (4 mm sensor noise per axis)
+        finally:
+            env.close()
+
+
+_TRAIN_AND_REPORT = """
+import json, sys
+from robot_rl.train import TrainConfig, Trainer
+cfg = TrainConfig.from_dict(json.loads(sys.argv[1]))
+result = Trainer(cfg).run()
+print(json.dumps({"standin_imported": "sim.standin" in sys.modules, "env_steps": result["env_steps"]}))
+"""
+
+
+def test_training_against_a_standin_never_sees_its_parameters(tmp_path):
+    """The learner trains through ROS 2 against a stand-in: nothing of the stand-in is importable from its
+    config, loaded in its process, or written to its run directory."""
+    from robot_rl.train import TrainConfig
+
+    assert not any("standin" in name for name in TrainConfig.__dataclass_fields__)
+    domain = fresh_domain_id()
+    out = tmp_path / "run"
+    values = {"out_dir": str(out), "total_env_steps": 60, "num_demos": 1, "eval_every": 60, "eval_episodes": 1,
+              "tensorboard": False, "progress": False, "agent": {"batch_size": 16, "utd": 1},
+              "robot": {"enabled": True, "lockstep": True, "domain_id": domain}}
+    with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):
+        run = subprocess.run([sys.executable, "-c", _TRAIN_AND_REPORT, json.dumps(values)], capture_output=True,
+                             text=True, timeout=300, cwd=ROOT, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report == {"standin_imported": False, "env_steps": 60}
+    written = " ".join(p.read_text(errors="ignore") for p in out.rglob("*.json*"))
+    assert "standin" not in written and "pick_cube" not in written
+    assert json.loads((out / "config.json").read_text())["randomization"]["enabled"] is False
+
+
+def test_domain_randomisation_applies_to_training_and_not_to_evaluation(tmp_path):
+    from robot_rl.train import TrainConfig, make_env, make_eval_env
+
+    cfg = TrainConfig.from_dict({"randomization": {"enabled": True, "gain_scale": [0.5, 0.6],
+                                                   "object_position_bias_std": 0.01}})
+    _, info = make_env(cfg).reset(seed=1)
+    assert 0.5 <= info["randomization"]["gain_scale"] <= 0.6 and any(info["randomization"]["object_position_bias"])
+    _, info = make_eval_env(cfg).reset(seed=1)
+    assert info["randomization"]["gain_scale"] == 1.0 and not any(info["randomization"]["object_position_bias"])
+    with pytest.raises(ValueError, match="object_position_bias_std"):
+        TrainConfig.from_dict({"randomization": {"object_position_bias_std": 5.0}})
+
+
+def test_evaluate_a_run_in_the_sim_and_zero_shot_on_a_standin(tmp_path):
+    from robot_rl.cli import main
+    from robot_rl.train import TrainConfig, Trainer, evaluate_checkpoint
+
+    out = tmp_path / "run"
+    Trainer(TrainConfig(out_dir=str(out), total_env_steps=50, num_demos=1, eval_every=50, eval_episodes=1,
+                        tensorboard=False, progress=False, agent={"batch_size": 16, "utd": 1})).run()
+    in_sim = evaluate_checkpoint(out, episodes=2)
+    assert in_sim["robot"] is False and in_sim["episodes"] == 2 and 0.0 <= in_sim["success_rate"] <= 1.0
+    domain = fresh_domain_id()
+    with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):
+        assert main(["evaluate", str(out), "--episodes", "1",
+                     "--set", "robot.enabled=true", f"robot.domain_id={domain}"]) == 0
+    with pytest.raises(ValueError, match="not a run directory"):
+        evaluate_checkpoint(tmp_path / "nothing")
+
+
+def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
+    """Recipes (a) domain randomisation, zero-shot on the stand-in, and (c) WSRL fine-tuning against
+    training from scratch, all through ROS 2 against stand-in nodes: the pipeline, at tiny budgets."""
+    out, png = tmp_path / "sim2real.json", tmp_path / "sim2real.png"
+    run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--quick", "--tasks", "pick", "--out", str(out),
+                          "--plot", str(png), "--domain-id", str(fresh_domain_id())],
+                         capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for key in ("pick_sim_nominal_sim_success", "pick_sim_dr_standin_zero_shot_success",
+                "pick_finetune_standin_final_success", "pick_scratch_standin_final_success"):
+        assert 0.0 <= results[key] <= 1.0, key
+    assert [step for step, _ in results["pick_curves"]["finetune"]] == [100, 200, 300]
+    assert png.stat().st_size > 10_000
