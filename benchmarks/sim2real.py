@@ -10,7 +10,9 @@ against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second
   configs/sim2real/*_dr.yaml); success in the sim and zero-shot on the stand-in;
 - finetune: the DR policy fine-tuned on the stand-in (recipe c, WSRL: warm start, no offline data,
   critic warm-up, anchored actor), success on the stand-in along the way;
-- scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos).
+- scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos);
+- hybrid: as scratch, with a randomised simulator beside the stand-in whose transitions fill half of
+  each critic batch, weighted by the learned dynamics-gap ratio (recipe d, H2O).
 Reported: success at each evaluation, steps to 90%, and the fine-tune/scratch step ratio (the target
 is <= 25%). With --plot, a PNG of the curves.
 """
@@ -32,9 +34,13 @@ from report import report
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = {"pick": ("PickCube-v0", "pick_cube", 10), "peg": ("PegInsertion-v0", "peg_insertion", 20)}
-DR = {"enabled": True, "friction_scale": [0.3, 1.6], "object_mass_scale": [0.5, 3.0],
+DR = {"enabled": True, "friction_scale": [0.3, 1.3], "object_mass_scale": [0.5, 3.0],
       "joint_damping_scale": [0.5, 2.5], "gain_scale": [0.5, 1.3], "action_latency_steps": [0, 2],
-      "observation_noise_std": 0.004, "object_position_bias_std": 0.012}
+      "observation_noise_std": 0.004}  # = configs/sim2real/pick_cube_dr.yaml
+
+
+TRAIN = ("import json, sys; from robot_rl.train import TrainConfig, Trainer; "
+         "Trainer(TrainConfig.from_dict(json.load(open(sys.argv[1])))).run()")
 
 
 class StandIn:
@@ -62,9 +68,8 @@ def _train(out: Path, settings: dict) -> list[dict]:
     settings = {**settings, "tensorboard": False, "progress": False}
     config = out.with_suffix(".json")
     config.write_text(json.dumps(settings))
-    run = subprocess.run([sys.executable, "-c", "import json, sys; from robot_rl.train import TrainConfig, Trainer; "
-                          "Trainer(TrainConfig.from_dict(json.load(open(sys.argv[1])))).run()", str(config)],
-                         capture_output=True, text=True, cwd=ROOT, check=False)
+    run = subprocess.run([sys.executable, "-c", TRAIN, str(config)], capture_output=True, text=True, cwd=ROOT,
+                         check=False)
     if run.returncode != 0:
         raise RuntimeError(f"training {out.name} failed:\n{run.stderr[-3000:]}")
     return [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -102,7 +107,8 @@ def run_task(name: str, root: Path, quick: bool, domain: int) -> dict:
                 "learning_starts": min(500, budget // 3), "critic_warmup_steps": min(500, budget // 3),
                 "anchor_weight": 1.0, "anchor_steps": min(3000, budget), "robot": robot}
     scratch = {**base, "robot": robot}
-    for recipe, settings in (("finetune", finetune), ("scratch", scratch)):
+    hybrid = {**scratch, "hybrid": {"enabled": True}, "randomization": DR}
+    for recipe, settings in (("finetune", finetune), ("scratch", scratch), ("hybrid", hybrid)):
         out = root / f"{name}_{recipe}"
         with StandIn(standin, "robot", domain), StandIn(standin, "eval", domain):
             evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": budget})

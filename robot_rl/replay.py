@@ -75,9 +75,16 @@ class Batch:
     # Discounted return-to-go of `obs` under the data's own behaviour (Cal-QL's lower bound), filled
     # when `sample` is given `returns_to_go`.
     mc_return: np.ndarray | None = None
+    # Per-sample weight of the critic's Bellman error (H2O's dynamics ratio on simulator samples);
+    # None: all 1.
+    weight: np.ndarray | None = None
 
     @staticmethod
     def concat(a: Batch, b: Batch) -> Batch:
+        weight = None
+        if a.weight is not None or b.weight is not None:
+            ones = [np.ones(len(x.reward), np.float32) if x.weight is None else x.weight for x in (a, b)]
+            weight = np.concatenate(ones)
         return Batch(
             obs={k: np.concatenate([a.obs[k], b.obs[k]]) for k in a.obs},
             action=np.concatenate([a.action, b.action]),
@@ -88,6 +95,7 @@ class Batch:
             gripper_toggled=np.concatenate([a.gripper_toggled, b.gripper_toggled]),
             mc_return=(np.concatenate([a.mc_return, b.mc_return])
                        if a.mc_return is not None and b.mc_return is not None else None),
+            weight=weight,
         )
 
 

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 import sim
-from sim.randomization import Randomization
 from robot_rl.agents.bc import BCAgent, BCConfig
 from robot_rl.agents.calql import CalQLAgent, CalQLConfig
+from robot_rl.agents.distill import DistillConfig, Teacher, distill_update, make_student_optimizer
+from robot_rl.agents.h2o import DynamicsGap, HybridConfig
 from robot_rl.agents.iql import IQLAgent, IQLConfig
 from robot_rl.agents.sac import SACAgent, SACConfig, set_anchor, warm_start_sac
 from robot_rl.files import atomic_write
@@ -35,6 +36,7 @@ from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 from robot_rl.rewards.factory import RewardModelConfig
 from robot_rl.rewards.frames import FrameDataset
 from sim.experts import expert_for
+from sim.randomization import Randomization
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,11 @@ class TrainConfig:
     bc: BCConfig = field(default_factory=BCConfig)
     iql: IQLConfig = field(default_factory=IQLConfig)
     calql: CalQLConfig = field(default_factory=CalQLConfig)
+    # H2O-style hybrid learning: a simulator (randomised per `randomization`) runs beside the robot and
+    # fills a second buffer whose transitions the critic weighs by a learned dynamics-gap ratio.
+    hybrid: HybridConfig = field(default_factory=HybridConfig)
+    # "distill": DAgger from a state teacher run (distill.teacher) into this config's observations.
+    distill: DistillConfig = field(default_factory=DistillConfig)
     # A simulated human (the scripted expert) who takes over when the policy drifts; its steps go to
     # the online and the demo/intervention buffers (HIL-SERL).
     human: HumanConfig = field(default_factory=HumanConfig)
@@ -119,6 +126,12 @@ class TrainConfig:
             object.__setattr__(self, "iql", IQLConfig(**self.iql))
         if isinstance(self.calql, dict):
             object.__setattr__(self, "calql", CalQLConfig(**self.calql))
+        if isinstance(self.distill, dict):
+            object.__setattr__(self, "distill", DistillConfig(**self.distill))
+        if isinstance(self.hybrid, dict):
+            object.__setattr__(self, "hybrid", HybridConfig(**self.hybrid))
+        if self.hybrid.enabled and (self.algorithm != "sac" or self.human.enabled):
+            bad("hybrid", "applies to algorithm 'sac' without the simulated human")
         if isinstance(self.human, dict):
             object.__setattr__(self, "human", HumanConfig(**self.human))
         if isinstance(self.robot, dict):
@@ -129,9 +142,11 @@ class TrainConfig:
             object.__setattr__(self, "randomization", Randomization(**self.randomization))
         if self.robot.enabled and self.human.enabled:
             bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
-        if self.algorithm not in ("sac", "bc", "iql", "calql"):
-            bad("algorithm", "must be 'sac', 'bc', 'iql' or 'calql'")
-        if self.algorithm != "sac" and self.num_demos == 0 and self.demo_path is None:
+        if self.algorithm not in ("sac", "bc", "iql", "calql", "distill"):
+            bad("algorithm", "must be 'sac', 'bc', 'iql', 'calql' or 'distill'")
+        if self.algorithm == "distill" and (self.distill.teacher is None or self.robot.enabled or self.human.enabled):
+            bad("distill", "needs distill.teacher (a state run directory) and the in-process sim (no robot, no human)")
+        if self.algorithm not in ("sac", "distill") and self.num_demos == 0 and self.demo_path is None:
             bad("num_demos", f"must be > 0 (or demo_path given) for algorithm {self.algorithm!r}")
         if self.warm_start is not None and self.algorithm != "sac":
             bad("warm_start", "applies to algorithm 'sac' only")
@@ -179,7 +194,8 @@ def make_env(cfg: TrainConfig, in_process: bool = False, evaluation: bool = Fals
             return RobotEnv(RobotEnvConfig.from_profile(load_profile(cfg.robot.profile), cfg.task, **overrides))
         overrides.update(namespace=cfg.robot.namespace, lockstep=cfg.robot.lockstep)
         return RobotEnv(RobotEnvConfig.for_task(cfg.task, **overrides))
-    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric}
+    # Privileged sim state for an asymmetric critic, or for a distillation teacher to read.
+    kwargs: dict[str, Any] = {"obs_mode": cfg.obs_mode, "privileged": cfg.agent.asymmetric or cfg.algorithm == "distill"}
     if cfg.randomization.enabled and not evaluation:
         kwargs["randomization"] = cfg.randomization
     if cfg.agent.grasp_critic:  # the grasp head picks close/stay/open: the env's gripper toggles
@@ -214,7 +230,10 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = 
     if not (run_dir / "config.json").exists() or not (run_dir / "checkpoint.pt").exists():
         raise ValueError(f"{run_dir} is not a run directory (needs config.json and checkpoint.pt)")
     values = merge(json.loads((run_dir / "config.json").read_text()), overrides or {})
-    values["reward"] = {}  # evaluation reports the task's own success
+    if values.get("algorithm", "sac") in ("bc", "iql"):
+        raise ValueError(f"{run_dir} is a {values['algorithm']} run: `robot-rl evaluate` takes SAC, Cal-QL and "
+                         f"distilled policies (BC and IQL runs report their evaluations in eval.jsonl)")
+    values.update(reward={}, algorithm="sac", distill={})  # the task's own success, with the run's actor
     cfg = TrainConfig.from_dict(values)
     torch.set_num_threads(cfg.torch_threads)
     spec_env = make_env(cfg, in_process=True)  # the observation layout the agent was built for
@@ -222,7 +241,8 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = 
     obs_spec, action_dim = ObsSpec.from_obs(obs), spec_env.action_space.shape[0]
     spec_env.close()
     agent = SACAgent(obs_spec, action_dim, cfg.agent)
-    agent.load_state_dict(Trainer._read_checkpoint(run_dir / "checkpoint.pt")["agent"])
+    state = Trainer._read_checkpoint(run_dir / "checkpoint.pt")["agent"]
+    agent.load_state_dict(state.get("sac", state))  # a Cal-QL checkpoint holds its SAC agent
     env = make_env(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, asymmetric=False))) \
         if cfg.robot.enabled else make_env(cfg, in_process=True, evaluation=True)
     try:
@@ -334,7 +354,24 @@ class Trainer:
             self.agent = CalQLAgent(self.obs_spec, self.action_dim, cfg.agent, cfg.calql)
         else:
             self.agent = SACAgent(self.obs_spec, self.action_dim, cfg.agent)
+        if cfg.algorithm == "distill":
+            self.teacher = Teacher(cfg.distill.teacher, cfg.task, self.action_dim)
+            self.distill_optimizer = make_student_optimizer(self.agent, cfg.distill.lr)
         self.online = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
+        self.sim_env = self.sim_buffer = self.gap = None
+        self._gap_metrics: dict[str, float] = {}
+        if cfg.hybrid.enabled:
+            self.sim_env = make_env(cfg, in_process=True)
+            sim_obs, _ = self.sim_env.reset(seed=cfg.seed * 1_000_003 + 999_983)
+            if ObsSpec.from_obs(sim_obs).shapes != self.obs_spec.shapes:
+                raise ValueError(f"hybrid: the simulator observes {ObsSpec.from_obs(sim_obs).shapes}, the robot "
+                                 f"{self.obs_spec.shapes}; they must match")
+            self.sim_buffer = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
+            self.sim_buffer.start_episode(sim_obs)
+            self._sim_obs, self._sim_episodes = sim_obs, 0
+            state_dim = sum(int(np.prod(shape)) for key, shape in self.obs_spec.shapes.items()
+                            if not key.startswith("images/") and key != "privileged")
+            self.gap = DynamicsGap(state_dim, self.action_dim, cfg.hybrid)
         self.demos: ReplayBuffer | None = None
         self.env_steps = 0
         self.episodes = 0
@@ -483,12 +520,35 @@ class Trainer:
         n_demo = int(round(cfg.agent.batch_size * cfg.demo_ratio)) if has_demos else 0
         batches = []
         n, gamma = cfg.agent.n_step, cfg.agent.discount
+        n_sim = 0
+        if self.sim_buffer is not None and len(self.sim_buffer) >= cfg.agent.batch_size:
+            n_sim = int(round(cfg.agent.batch_size * cfg.hybrid.sim_fraction))
+            n_demo = int(round((cfg.agent.batch_size - n_sim) * cfg.demo_ratio)) if has_demos else 0
         for _ in range(cfg.agent.utd):
-            batch = self.online.sample(cfg.agent.batch_size - n_demo, self.rng, n, gamma)
+            batch = self.online.sample(cfg.agent.batch_size - n_demo - n_sim, self.rng, n, gamma)
             if n_demo:
                 batch = Batch.concat(batch, self.demos.sample(n_demo, self.rng, n, gamma))
+            if n_sim:  # H2O: simulator transitions, weighted by how real their dynamics look
+                sim = self.sim_buffer.sample(n_sim, self.rng, 1, gamma)
+                self._gap_metrics = self.gap.update(self.online.sample(n_sim, self.rng, 1, gamma), sim)
+                sim = self.sim_buffer.sample(n_sim, self.rng, n, gamma)
+                sim.weight = self.gap.weights(sim)
+                self._gap_metrics["sim_weight_max"] = float(sim.weight.max())
+                batch = Batch.concat(batch, sim)
             batches.append(batch)
         return batches
+
+    def _sim_steps(self) -> None:
+        """Hybrid learning: the simulator beside the robot takes its steps with the same policy."""
+        for _ in range(self.cfg.hybrid.sim_steps_per_step):
+            action = self.agent.act(flatten_obs(self._sim_obs))
+            self._sim_obs, reward, terminated, truncated, info = self.sim_env.step(action)
+            self.sim_buffer.add(info["executed_action"], reward, self._sim_obs, terminated, truncated,
+                                gripper_toggled=info["gripper_toggled"])
+            if terminated or truncated:
+                self._sim_episodes += 1
+                self._sim_obs, _ = self.sim_env.reset(seed=self.cfg.seed * 1_000_003 + 999_983 + self._sim_episodes)
+                self.sim_buffer.start_episode(self._sim_obs)
 
     def _reset_episode(self) -> dict:
         obs, _ = self.env.reset(seed=self.cfg.seed * 1_000_003 + self.episodes)
@@ -523,6 +583,37 @@ class Trainer:
                 self._evaluate(metrics, x="updates")
         return self._finish()
 
+    def _run_distill(self) -> dict:
+        """DAgger: the teacher's share of driving falls from 1 to 0 over handover_steps; every visited
+        state is stored with the teacher's action as its label; the student regresses onto the labels."""
+        cfg = self.cfg
+        obs = self._reset_episode()
+        metrics: dict[str, float] = {}
+        last_checkpoint = self.env_steps
+        while self.env_steps < cfg.total_env_steps:
+            flat = flatten_obs(obs)
+            label = self.teacher.act(flat)
+            share = 1.0 - self.env_steps / cfg.distill.handover_steps if cfg.distill.handover_steps else 0.0
+            action = label if self.rng.uniform() < share else self.agent.act(flat, deterministic=True)
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.online.add(label, reward, obs, terminated, truncated)
+            self.env_steps += 1
+            if len(self.online) >= min(cfg.agent.batch_size, cfg.learning_starts):
+                for _ in range(cfg.distill.updates_per_step):
+                    metrics = distill_update(self.agent, self.distill_optimizer,
+                                             self.online.sample(cfg.agent.batch_size, self.rng))
+            if terminated or truncated:
+                self.episodes += 1
+                self.episode_log.append({"env_step": self.env_steps, "success": bool(info["success"]),
+                                         "length": self.env.steps, "teacher_share": max(share, 0.0)})
+                obs = self._reset_episode()
+            if self.env_steps % cfg.eval_every == 0 or self.env_steps == cfg.total_env_steps:
+                self._evaluate(metrics)
+            if self.env_steps - last_checkpoint >= cfg.checkpoint_every:
+                self.save()
+                last_checkpoint = self.env_steps
+        return self._finish()
+
     def _evaluate(self, metrics: dict[str, float], x: str = "env_step") -> dict:
         """Deterministic evaluation, recorded in eval.jsonl, the logs and the learning curve."""
         cfg = self.cfg
@@ -547,6 +638,8 @@ class Trainer:
     def run(self) -> dict:
         cfg = self.cfg
         self._start = time.perf_counter()
+        if cfg.algorithm == "distill":
+            return self._run_distill()
         if cfg.algorithm != "sac":
             return self._run_offline()
         progress = None
@@ -581,6 +674,8 @@ class Trainer:
             if self.segments is not None:
                 self.segments.step(previous, executed, reward, obs, terminated, truncated, intervened, toggled)
             self.env_steps += 1
+            if self.sim_env is not None:
+                self._sim_steps()
             episode_return += reward
             interventions += int(intervened)
             takeovers += int(self.human is not None and self.human.started)
@@ -590,7 +685,7 @@ class Trainer:
                 if cfg.anchor_weight > 0:
                     self.agent.anchor_weight = cfg.anchor_weight * max(
                         0.0, 1.0 - (self.env_steps - actor_from) / cfg.anchor_steps)
-                metrics = self.agent.update(self._sample(), actor=actor)
+                metrics = self.agent.update(self._sample(), actor=actor) | self._gap_metrics
             if terminated or truncated:
                 self.episodes += 1
                 record = {"env_step": self.env_steps, "success": bool(info["success"]),

@@ -46,8 +46,8 @@ def test_a_domain_shift_changes_dynamics_and_perception_but_not_the_ground_truth
     shift = load_standin("pick_cube")
     nominal, shifted = sim.make("PickCube-v0"), sim.make("PickCube-v0")
     shifted.set_domain_shift(shift.sample_for(shifted))
-    a, _ = nominal.reset(seed=5)
-    b, info = shifted.reset(seed=5)
+    nominal.reset(seed=5)
+    _, info = shifted.reset(seed=5)
     assert info["randomization"]["gain_scale"] == 0.6 and info["randomization"]["action_latency_steps"] == 2
     cube = shifted.model.body("cube").id
     assert shifted.model.body_mass[cube] == pytest.approx(2.5 * nominal.model.body_mass[cube])
@@ -185,3 +185,96 @@ def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
         assert 0.0 <= results[key] <= 1.0, key
     assert [step for step, _ in results["pick_curves"]["finetune"]] == [100, 200, 300]
     assert png.stat().st_size > 10_000
+
+
+def test_distillation_trains_a_pixel_student_on_a_state_teachers_labels(tmp_path):
+    """Recipe (e): DAgger from a state teacher run into a pixel student; the student's checkpoint fits the
+    teacher's labels far better than an untrained one, and deploys zero-shot through ROS 2."""
+    import torch
+
+    from robot_rl.agents.sac import SACAgent
+    from robot_rl.replay import ReplayBuffer
+    from robot_rl.train import TrainConfig, Trainer, evaluate_checkpoint
+
+    small = {"tensorboard": False, "progress": False, "eval_episodes": 1, "agent": {"batch_size": 32, "utd": 1}}
+    teacher = tmp_path / "teacher"
+    Trainer(TrainConfig.from_dict({**small, "out_dir": str(teacher), "total_env_steps": 60, "num_demos": 1,
+                                   "eval_every": 60})).run()
+    student = tmp_path / "student"
+    cfg = TrainConfig.from_dict({**small, "out_dir": str(student), "algorithm": "distill", "obs_mode": "pixels",
+                                 "image_size": 32, "num_demos": 0, "total_env_steps": 150, "eval_every": 150,
+                                 "learning_starts": 32, "distill": {"teacher": str(teacher), "handover_steps": 50,
+                                                                    "updates_per_step": 2}})
+    trainer = Trainer(cfg)
+    trainer.run()
+    buffer = ReplayBuffer.load(student / "online_buffer.npz")
+    batch = buffer.sample(128, np.random.default_rng(0))
+    obs = {k: torch.as_tensor(v) for k, v in batch.obs.items()}
+
+    def error(agent):
+        with torch.no_grad():
+            return float(((agent.actor.deterministic(agent.features(obs)) - torch.as_tensor(batch.action)) ** 2).mean())
+
+    fresh = SACAgent(trainer.obs_spec, trainer.action_dim, cfg.agent)
+    assert error(trainer.agent) < 0.5 * error(fresh)
+    assert json.loads((student / "eval.jsonl").read_text().splitlines()[-1])["env_step"] == 150
+    domain = fresh_domain_id()
+    with SimRobotProcess(domain, lockstep=True, cameras=["front", "wrist"], image_size=32, standin="pick_cube"):
+        result = evaluate_checkpoint(student, {"robot": {"enabled": True, "domain_id": domain}}, episodes=1)
+    assert result["robot"] is True
+    with pytest.raises(ValueError, match="distill"):
+        TrainConfig(algorithm="distill")
+    with pytest.raises(ValueError, match="from state"):
+        Trainer(TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "bad"), "algorithm": "distill",
+                                       "obs_mode": "pixels", "image_size": 32, "num_demos": 0,
+                                       "distill": {"teacher": str(student)}}))
+
+
+def test_the_dynamics_gap_weights_simulator_transitions_by_how_real_their_dynamics_are():
+    """H2O's ratio from two real-vs-sim classifiers: where the simulator moves like the robot its
+    transitions keep weight ~1; where it does not they fade."""
+    import torch
+
+    from robot_rl.agents.h2o import DynamicsGap, HybridConfig
+    from robot_rl.replay import Batch
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+
+    def batch(n, sim):
+        s = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+        a = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+        gain = np.where(s[:, :1] > 0, 3.0, 1.0) if sim else 1.0  # the sim is wrong where s0 > 0
+        s_next = (s + 0.3 * gain * a).astype(np.float32)
+        zeros = np.zeros(n, np.float32)
+        return Batch({"proprio": s}, a, zeros, {"proprio": s_next}, zeros + 1, zeros.astype(bool), zeros.astype(bool))
+
+    gap = DynamicsGap(2, 1, HybridConfig(enabled=True, input_noise_std=0.0), hidden=(64, 64))
+    for _ in range(1500):
+        gap.update(batch(128, sim=False), batch(128, sim=True))
+    probe = batch(2000, sim=True)
+    w = gap.weights(probe)
+    right, wrong = w[probe.obs["proprio"][:, 0] < 0], w[probe.obs["proprio"][:, 0] > 0]
+    assert right.mean() > 3 * wrong.mean(), (right.mean(), wrong.mean())
+    assert w.mean() == pytest.approx(1.0, abs=1e-4) and w.min() > 0
+    with pytest.raises(ValueError, match="sim_fraction"):
+        HybridConfig(sim_fraction=1.5)
+
+
+def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
+    """Recipe (d) end to end through ROS 2: the robot's transitions and a randomised simulator's, mixed and
+    weighted in the critic's batches."""
+    from robot_rl.train import TrainConfig, Trainer
+
+    domain = fresh_domain_id()
+    cfg = TrainConfig.from_dict({"out_dir": str(tmp_path / "run"), "total_env_steps": 80, "num_demos": 1,
+                                 "eval_every": 80, "eval_episodes": 1, "learning_starts": 40, "tensorboard": False,
+                                 "progress": False, "agent": {"batch_size": 32, "utd": 1},
+                                 "hybrid": {"enabled": True, "sim_steps_per_step": 2},
+                                 "randomization": {"enabled": True},
+                                 "robot": {"enabled": True, "lockstep": True, "domain_id": domain}})
+    with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):
+        trainer = Trainer(cfg)
+        trainer.run()
+    assert trainer.env_steps == 80 and len(trainer.sim_buffer) >= 150
+    assert trainer._gap_metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer._gap_metrics

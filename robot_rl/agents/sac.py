@@ -221,7 +221,10 @@ class SACAgent:
                 next_critic = self.critic_encoder(next_obs) if self.critic_encoder is not None else None
             target = self.critic_target_value(reward, discount, next_features, next_critic).float()
             q = self.critic(torch.cat([features, action[:, : self.continuous_dim]], -1)).squeeze(-1).float()
-        loss = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none").mean(dim=1).sum()
+        error = F.mse_loss(q, target.unsqueeze(0).expand_as(q), reduction="none")
+        if batch.weight is not None:  # H2O: simulator samples count by how real their dynamics look
+            error = error * torch.as_tensor(batch.weight, device=self.device, dtype=error.dtype)[None]
+        loss = error.mean(dim=1).sum()
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
