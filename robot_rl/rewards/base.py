@@ -24,6 +24,23 @@ class Labeler(Protocol):
         ...
 
 
+class Hysteresis:
+    """Success only once the score has stayed at or above the threshold for `frames` consecutive
+    labels: one noisy frame must not end an episode (and pay the policy for it)."""
+
+    def __init__(self, frames: int = 1):
+        if not (isinstance(frames, int) and frames >= 1):
+            raise ValueError(f"hysteresis must be an integer >= 1 frame, got {frames!r}")
+        self.frames, self.streak = frames, 0
+
+    def reset(self) -> None:
+        self.streak = 0
+
+    def update(self, above: bool) -> bool:
+        self.streak = self.streak + 1 if above else 0
+        return self.streak >= self.frames
+
+
 def instruction_for(task: str) -> str:
     """The sentence a language-conditioned labeler is given: a simulated task's INSTRUCTION for its id
     ("PickCube-v0" -> "pick up the red cube ..."), anything else as it is (already a sentence)."""

@@ -11,7 +11,6 @@ held-out episodes, then k-frame hysteresis online.
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robot_rl.files import atomic_write
 from robot_rl.networks import ConvEncoder
-from robot_rl.rewards.base import Label
+from robot_rl.rewards.base import Hysteresis, Label
+from robot_rl.rewards.checkpoints import load_model, save_model
 from robot_rl.rewards.frames import FrameDataset
 
 FORMAT = "robot_rl.success_classifier/1"
@@ -88,15 +87,19 @@ def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[:len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-def metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
-    predicted = probabilities >= threshold
+def decision_metrics(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy, precision and recall of success decisions (precision/recall 1 when undefined)."""
+    predicted, labels = np.asarray(predicted, bool), np.asarray(labels, bool)
     tp = int(np.sum(predicted & labels))
     fp = int(np.sum(predicted & ~labels))
     fn = int(np.sum(~predicted & labels))
     return {"accuracy": float(np.mean(predicted == labels)),
             "precision": tp / (tp + fp) if tp + fp else 1.0,
-            "recall": tp / (tp + fn) if tp + fn else 1.0,
-            "auroc": auroc(probabilities, labels)}
+            "recall": tp / (tp + fn) if tp + fn else 1.0}
+
+
+def metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    return {**decision_metrics(probabilities >= threshold, labels), "auroc": auroc(probabilities, labels)}
 
 
 def calibrate_threshold(probabilities: np.ndarray, labels: np.ndarray, beta: float = 0.5,
@@ -158,12 +161,9 @@ def train_classifier(data: FrameDataset, cfg: ClassifierConfig = ClassifierConfi
 
 
 def save_classifier(path: str | Path, model: SuccessClassifier, report: dict) -> Path:
-    payload = {"format": FORMAT, "state": model.state_dict(), "cameras": list(model.cameras),
-               "image_size": model.image_size, "feature_dim": report["config"]["feature_dim"], "report": report}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return Path(path)
+    return save_model(path, {"format": FORMAT, "state": model.state_dict(), "cameras": list(model.cameras),
+                             "image_size": model.image_size, "feature_dim": report["config"]["feature_dim"],
+                             "report": report})
 
 
 class ClassifierLabeler:
@@ -174,13 +174,11 @@ class ClassifierLabeler:
     name = "classifier"
 
     def __init__(self, model: SuccessClassifier, threshold: float, hysteresis: int = 1, state_guard=None):
-        if hysteresis < 1:
-            raise ValueError(f"hysteresis must be >= 1 frame, got {hysteresis}")
-        self.model, self.threshold, self.hysteresis, self.state_guard = model, threshold, hysteresis, state_guard
-        self._streak = 0
+        self.model, self.threshold, self.state_guard = model, threshold, state_guard
+        self.hysteresis = Hysteresis(hysteresis)
 
     def reset(self) -> None:
-        self._streak = 0
+        self.hysteresis.reset()
 
     def label(self, images: dict[str, np.ndarray], task: str = "", observation=None) -> Label:
         missing = [c for c in self.model.cameras if c not in images]
@@ -192,23 +190,14 @@ class ClassifierLabeler:
                 raise ValueError(f"camera {c}: the classifier takes {self.model.image_size}x{self.model.image_size} "
                                  f"RGB frames, got {frame.shape[1:]}")
         probability = float(self.model.probabilities(batch)[0])
-        self._streak = self._streak + 1 if probability >= self.threshold else 0
-        success = self._streak >= self.hysteresis
+        success = self.hysteresis.update(probability >= self.threshold)
         if success and self.state_guard is not None and observation is not None:
             success = bool(self.state_guard(observation))
         return Label(reward=float(success), success=success, confidence=probability)
 
 
 def load_classifier(path: str | Path, hysteresis: int = 1, threshold: float | None = None) -> ClassifierLabeler:
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"no success classifier at {path}: train one with `robot-rl rewards train-classifier`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a success classifier checkpoint: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a success classifier checkpoint (format {FORMAT})")
+    payload = load_model(path, FORMAT, "success classifier", "robot-rl rewards train-classifier")
     model = SuccessClassifier(tuple(payload["cameras"]), payload["image_size"], payload["feature_dim"])
     model.load_state_dict(payload["state"])
     labeler = ClassifierLabeler(model, payload["report"]["threshold"] if threshold is None else threshold, hysteresis)

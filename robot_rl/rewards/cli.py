@@ -57,7 +57,7 @@ def evaluate_labeler(labeler, frames, task: str) -> dict:
     """A labeler against labelled frames, episode by episode (so hysteresis acts as it would online):
     AUROC of its score (probability where it has one, else reward), precision/recall of its successes,
     and its throughput."""
-    from robot_rl.rewards.classifier import auroc
+    from robot_rl.rewards.classifier import auroc, decision_metrics
 
     scores, predicted = np.zeros(len(frames)), np.zeros(len(frames), bool)
     no_labels = 0
@@ -73,11 +73,8 @@ def evaluate_labeler(labeler, frames, task: str) -> dict:
             scores[i] = label.confidence if label.confidence is not None else label.reward
             predicted[i] = label.success
     elapsed = time.perf_counter() - started
-    labels = frames.labels
-    tp, fp, fn = (int(np.sum(predicted & labels)), int(np.sum(predicted & ~labels)), int(np.sum(~predicted & labels)))
-    return {"frames": len(frames), "positives": int(labels.sum()), "auroc": auroc(scores, labels),
-            "accuracy": float(np.mean(predicted == labels)), "precision": tp / (tp + fp) if tp + fp else 1.0,
-            "recall": tp / (tp + fn) if tp + fn else 1.0, "no_labels": no_labels,
+    return {"frames": len(frames), "positives": int(frames.labels.sum()), "auroc": auroc(scores, frames.labels),
+            **decision_metrics(predicted, frames.labels), "no_labels": no_labels,
             "frames_per_s": len(frames) / max(elapsed, 1e-9), "ms_per_frame": 1000 * elapsed / max(len(frames), 1)}
 
 

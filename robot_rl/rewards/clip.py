@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from robot_rl.rewards.base import Label, instruction_for
+from robot_rl.rewards.base import Hysteresis, Label, instruction_for
 from robot_rl.rewards.hf import load_pretrained
 
 
@@ -111,15 +111,12 @@ class ClipReward:
                  hysteresis: int = 1):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        if hysteresis < 1:
-            raise ValueError(f"hysteresis must be >= 1 frame, got {hysteresis}")
         if not cameras:
             raise ValueError("ClipReward needs at least one camera")
         self.encoder, self.baseline, self.alpha, self.goal = encoder, baseline, alpha, goal
-        self.cameras, self.threshold, self.hysteresis = tuple(cameras), threshold, hysteresis
+        self.cameras, self.threshold, self.hysteresis = tuple(cameras), threshold, Hysteresis(hysteresis)
         self.name = f"clip:{encoder.name}"
         self._text: dict[str, np.ndarray] = {}
-        self._streak = 0
 
     def provenance(self, task: str = "") -> dict:
         return {"labeler": self.name, "goal": self.goal or task, "baseline": self.baseline, "alpha": self.alpha,
@@ -143,13 +140,12 @@ class ClipReward:
                         for c in self.cameras], axis=0)
 
     def reset(self) -> None:
-        self._streak = 0
+        self.hysteresis.reset()
 
     def label(self, images: dict[str, np.ndarray], task: str = "") -> Label:
         reward = float(self.rewards({c: np.asarray(im)[None] for c, im in images.items()}, task)[0])
         above = self.threshold is not None and reward >= self.threshold
-        self._streak = self._streak + 1 if above else 0
-        return Label(reward=reward, success=self._streak >= self.hysteresis)
+        return Label(reward=reward, success=self.hysteresis.update(above))
 
     def calibrate(self, frames, task: str = "") -> dict:
         """Set `threshold` from labelled frames (a FrameDataset) by F0.5, and report how well the zero-shot

@@ -14,7 +14,6 @@ dropped, as RL-VLM-F drops "no preference" answers.
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from robot_rl.files import atomic_write
 from robot_rl.networks import ConvEncoder
 from robot_rl.rewards.base import Label
+from robot_rl.rewards.checkpoints import load_model, save_model
 from robot_rl.rewards.frames import FrameDataset
 
 log = logging.getLogger(__name__)
@@ -201,24 +201,13 @@ class PreferenceReward:
 
 
 def save_preference_reward(path: str | Path, model: RewardEnsemble, report: dict) -> Path:
-    payload = {"format": FORMAT, "state": model.state_dict(), "camera": model.camera, "image_size": model.image_size,
-               "members": len(model.heads), "feature_dim": report["config"]["feature_dim"], "report": report}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    atomic_write(path, lambda f: f.write(buffer.getvalue()))
-    return Path(path)
+    return save_model(path, {"format": FORMAT, "state": model.state_dict(), "camera": model.camera,
+                             "image_size": model.image_size, "members": len(model.heads),
+                             "feature_dim": report["config"]["feature_dim"], "report": report})
 
 
 def load_preference_reward(path: str | Path, threshold: float | None = None) -> PreferenceReward:
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"no preference reward model at {path}: train one with `robot-rl rewards train-preference`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"{path} is not a preference reward checkpoint: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a preference reward checkpoint (format {FORMAT})")
+    payload = load_model(path, FORMAT, "preference reward model", "robot-rl rewards train-preference")
     model = RewardEnsemble(payload["camera"], payload["image_size"], payload["members"], payload["feature_dim"])
     model.load_state_dict(payload["state"])
     labeler = PreferenceReward(model, threshold)

@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from robot_rl.rewards.base import Label
+from robot_rl.rewards.base import Hysteresis, Label
 from robot_rl.rewards.hf import load_pretrained
 
 log = logging.getLogger(__name__)
@@ -340,14 +340,11 @@ class VLMSuccess:
                  hysteresis: int = 1, prompt: str = SUCCESS_PROMPT):
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-        if hysteresis < 1:
-            raise ValueError(f"hysteresis must be >= 1 frame, got {hysteresis}")
         if "{task}" not in prompt:
             raise ValueError("the success prompt must contain {task}")
         self.queries, self.cameras, self.threshold = queries, tuple(cameras), threshold
-        self.hysteresis, self.prompt = hysteresis, prompt
+        self.hysteresis, self.prompt = Hysteresis(hysteresis), prompt
         self.name = f"vlm:{queries.backend.name}"
-        self._streak = 0
 
     def provenance(self, task: str = "") -> dict:
         return {"labeler": self.name, "prompt": self.prompt.format(task=task),
@@ -355,7 +352,7 @@ class VLMSuccess:
                 "threshold": self.threshold, "cameras": list(self.cameras)}
 
     def reset(self) -> None:
-        self._streak = 0
+        self.hysteresis.reset()
 
     def probability(self, images: dict[str, np.ndarray], task: str) -> float:
         missing = [c for c in self.cameras if c not in images]
@@ -368,10 +365,9 @@ class VLMSuccess:
             p = self.probability(images, task)
         except VLMError as err:  # unreachable, or an answer that is neither yes nor no
             log.warning("%s: no label: %s", self.name, err)
-            self._streak = 0
+            self.hysteresis.reset()
             return None
-        self._streak = self._streak + 1 if p >= self.threshold else 0
-        success = self._streak >= self.hysteresis
+        success = self.hysteresis.update(p >= self.threshold)
         return Label(reward=float(success), success=success, confidence=p)
 
 
