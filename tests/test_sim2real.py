@@ -278,3 +278,19 @@ def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
         trainer.run()
     assert trainer.env_steps == 80 and len(trainer.sim_buffer) >= 150
     assert trainer._gap_metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer._gap_metrics
+
+
+def test_an_asymmetric_pixel_policy_deploys_on_a_standin_without_privileged_state(tmp_path):
+    """Recipe (b): critics on the simulator's privileged state, actor on pixels + proprio; on the robot
+    only the actor acts, from the robot's own camera topics."""
+    from robot_rl.train import TrainConfig, Trainer, evaluate_checkpoint
+
+    out = tmp_path / "asym"
+    Trainer(TrainConfig.from_dict({"out_dir": str(out), "obs_mode": "pixels", "image_size": 32, "total_env_steps": 40,
+                                   "num_demos": 1, "eval_every": 40, "eval_episodes": 1, "learning_starts": 20,
+                                   "tensorboard": False, "progress": False, "randomization": {"enabled": True},
+                                   "agent": {"asymmetric": True, "batch_size": 16, "utd": 1}})).run()
+    domain = fresh_domain_id()
+    with SimRobotProcess(domain, lockstep=True, cameras=["front", "wrist"], image_size=32, standin="pick_cube"):
+        result = evaluate_checkpoint(out, {"robot": {"enabled": True, "domain_id": domain}}, episodes=1)
+    assert result["robot"] is True and result["mean_length"] >= 1
