@@ -13,6 +13,9 @@ against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second
 - scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos);
 - hybrid: as scratch, with a randomised simulator beside the stand-in whose transitions fill half of
   each critic batch, weighted by the learned dynamics-gap ratio (recipe d, H2O).
+- with --pixels: an asymmetric actor-critic from pixels (recipe b) and a pixel student distilled from
+  the DR state policy (recipe e), both with visual randomisation; success in the sim and zero-shot on
+  the stand-in (a pixel policy's critics need privileged state, which a robot lacks, so no fine-tuning).
 Reported: success at each evaluation, steps to 90%, and the fine-tune/scratch step ratio (the target
 is <= 25%). With --plot, a PNG of the curves.
 """
@@ -46,10 +49,10 @@ TRAIN = ("import json, sys; from robot_rl.train import TrainConfig, Trainer; "
 class StandIn:
     """`robot-rl sim-robot --standin NAME --lockstep` in its own process group, stopped on exit."""
 
-    def __init__(self, name: str, namespace: str, domain: int):
+    def __init__(self, name: str, namespace: str, domain: int, cameras: tuple[str, ...] = (), image_size: int = 128):
         self.process = subprocess.Popen([sys.executable, "-m", "robot_rl.cli", "sim-robot", "--standin", name,
-                                         "--lockstep", "--cameras", "--namespace", namespace,
-                                         "--domain-id", str(domain)],
+                                         "--lockstep", "--cameras", *cameras, "--image-size", str(image_size),
+                                         "--namespace", namespace, "--domain-id", str(domain)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
                                         cwd=ROOT)
 
@@ -75,10 +78,11 @@ def _train(out: Path, settings: dict) -> list[dict]:
     return [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
 
 
-def _zero_shot(run: Path, standin: str, episodes: int, domain: int) -> float:
+def _zero_shot(run: Path, standin: str, episodes: int, domain: int, pixels: int | None = None) -> float:
     from robot_rl.train import evaluate_checkpoint
 
-    with StandIn(standin, "robot", domain):
+    cameras = ("front", "wrist") if pixels else ()
+    with StandIn(standin, "robot", domain, cameras, pixels or 128):
         result = evaluate_checkpoint(run, {"robot": {"enabled": True, "domain_id": domain}}, episodes)
     return result["success_rate"]
 
@@ -87,7 +91,10 @@ def _steps_to(evals: list[dict], level: float) -> int | None:
     return next((e["env_step"] for e in evals if e["success_rate"] >= level), None)
 
 
-def run_task(name: str, root: Path, quick: bool, domain: int) -> dict:
+PIXEL_DR = {**DR, "camera_position_std": 0.02, "camera_rotation_std": 0.04, "color_jitter": 0.1, "light_jitter": 0.3}
+
+
+def run_task(name: str, root: Path, quick: bool, domain: int, pixels: bool = False) -> dict:
     task, standin, demos = TASKS[name]
     pretrain, budget = (400, 300) if quick else (10_000, 10_000)
     eval_every, episodes = (100, 2) if quick else (1_000, 20)
@@ -119,6 +126,20 @@ def run_task(name: str, root: Path, quick: bool, domain: int) -> dict:
                 results[f"{name}_{recipe}_standin_success_at_{level}_steps"] = at[0]
         results[f"{name}_{recipe}_standin_final_success"] = evals[-1]["success_rate"]
         results[f"{name}_{recipe}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
+    if pixels:  # recipes (b) and (e): policies that see only cameras + proprio, zero-shot on the stand-in
+        image = {"obs_mode": "pixels", "image_size": 32 if quick else 48, "cameras": ["front", "wrist"],
+                 "randomization": PIXEL_DR}
+        pixel_steps = 200 if quick else 8_000
+        recipes = (("asymmetric", {**base, **image, "agent": {**base.get("agent", {}), "asymmetric": True, "utd": 2}}),
+                   ("distill", {**base, **image, "algorithm": "distill", "num_demos": 0,
+                                "distill": {"teacher": str(root / f"{name}_sim_dr"),
+                                            "handover_steps": pixel_steps // 4}}))
+        for recipe, settings in recipes:
+            out = root / f"{name}_{recipe}"
+            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": pixel_steps})
+            results[f"{name}_{recipe}_pixels_sim_success"] = evals[-1]["success_rate"]
+            results[f"{name}_{recipe}_pixels_standin_zero_shot_success"] = _zero_shot(
+                out, standin, episodes, domain, pixels=image["image_size"])
     fine, scratch_steps = results[f"{name}_finetune_standin_steps_to_90pct"], results[f"{name}_scratch_standin_steps_to_90pct"]
     if fine is not None and scratch_steps is not None:
         results[f"{name}_finetune_over_scratch_steps_ratio"] = fine / scratch_steps
@@ -154,11 +175,13 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["pick", "peg"], choices=sorted(TASKS))
     parser.add_argument("--plot", default=None, metavar="FILE.png")
     parser.add_argument("--domain-id", type=int, default=120 + os.getpid() % 60)
+    parser.add_argument("--pixels", action="store_true", help="also recipes (b) asymmetric actor-critic and (e) "
+                                                              "distillation from pixels (~1 h more per task)")
     args = parser.parse_args()
     results: dict[str, object] = {"quick": args.quick}
     with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
         for name in args.tasks:
-            results.update(run_task(name, Path(tmp), args.quick, args.domain_id))
+            results.update(run_task(name, Path(tmp), args.quick, args.domain_id, args.pixels))
     if args.plot:
         plot(results, args.plot)
         results["plot"] = args.plot

@@ -172,16 +172,19 @@ def test_evaluate_a_run_in_the_sim_and_zero_shot_on_a_standin(tmp_path):
 
 
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
-    """Recipes (a) domain randomisation, zero-shot on the stand-in, and (c) WSRL fine-tuning against
-    training from scratch, all through ROS 2 against stand-in nodes: the pipeline, at tiny budgets."""
+    """Every recipe through ROS 2 against stand-in nodes, at tiny budgets (the pipeline, not the numbers):
+    (a) domain randomisation zero-shot, (c) WSRL fine-tuning and (d) hybrid against training from scratch,
+    (b) asymmetric and (e) distilled pixel policies zero-shot."""
     out, png = tmp_path / "sim2real.json", tmp_path / "sim2real.png"
-    run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--quick", "--tasks", "pick", "--out", str(out),
+    run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--quick", "--pixels", "--tasks", "pick", "--out", str(out),
                           "--plot", str(png), "--domain-id", str(fresh_domain_id())],
                          capture_output=True, text=True, timeout=900, cwd=ROOT, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(out.read_text())
     for key in ("pick_sim_nominal_sim_success", "pick_sim_dr_standin_zero_shot_success",
-                "pick_finetune_standin_final_success", "pick_scratch_standin_final_success"):
+                "pick_finetune_standin_final_success", "pick_scratch_standin_final_success",
+                "pick_hybrid_standin_final_success", "pick_asymmetric_pixels_standin_zero_shot_success",
+                "pick_distill_pixels_standin_zero_shot_success"):
         assert 0.0 <= results[key] <= 1.0, key
     assert [step for step, _ in results["pick_curves"]["finetune"]] == [100, 200, 300]
     assert png.stat().st_size > 10_000
