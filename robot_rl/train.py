@@ -27,7 +27,7 @@ import sim
 from robot_rl.agents.bc import BCAgent, BCConfig
 from robot_rl.agents.calql import CalQLAgent, CalQLConfig
 from robot_rl.agents.distill import DistillConfig, Teacher, distill_update, make_student_optimizer
-from robot_rl.agents.h2o import DynamicsGap, HybridConfig
+from robot_rl.agents.h2o import DynamicsGap, HybridConfig, state_dim
 from robot_rl.agents.iql import IQLAgent, IQLConfig
 from robot_rl.agents.sac import SACAgent, SACConfig, set_anchor, warm_start_sac
 from robot_rl.files import atomic_write
@@ -217,7 +217,12 @@ def make_eval_env(cfg: TrainConfig):
     if cfg.robot.eval_namespace is None:
         return make_env(cfg, in_process=True, evaluation=True)
     robot = dataclasses.replace(cfg.robot, enabled=True, profile=None, namespace=cfg.robot.eval_namespace)
-    return make_env(dataclasses.replace(cfg, robot=robot, agent=dataclasses.replace(cfg.agent, asymmetric=False)))
+    return _acting_robot_env(dataclasses.replace(cfg, robot=robot))
+
+
+def _acting_robot_env(cfg: TrainConfig):
+    """cfg's ROS 2 robot for a policy that only acts: an asymmetric critic's privileged state is not needed."""
+    return make_env(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, asymmetric=False)))
 
 
 def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = None, episodes: int = 20,
@@ -243,8 +248,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = 
     agent = SACAgent(obs_spec, action_dim, cfg.agent)
     state = Trainer._read_checkpoint(run_dir / "checkpoint.pt")["agent"]
     agent.load_state_dict(state.get("sac", state))  # a Cal-QL checkpoint holds its SAC agent
-    env = make_env(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, asymmetric=False))) \
-        if cfg.robot.enabled else make_env(cfg, in_process=True, evaluation=True)
+    env = _acting_robot_env(cfg) if cfg.robot.enabled else make_env(cfg, in_process=True, evaluation=True)
     try:
         result = evaluate(agent, env, episodes, seed)
     finally:
@@ -369,9 +373,7 @@ class Trainer:
             self.sim_buffer = ReplayBuffer(cfg.buffer_capacity, self.obs_spec, self.action_dim)
             self.sim_buffer.start_episode(sim_obs)
             self._sim_obs, self._sim_episodes = sim_obs, 0
-            state_dim = sum(int(np.prod(shape)) for key, shape in self.obs_spec.shapes.items()
-                            if not key.startswith("images/") and key != "privileged")
-            self.gap = DynamicsGap(state_dim, self.action_dim, cfg.hybrid)
+            self.gap = DynamicsGap(state_dim(self.obs_spec), self.action_dim, cfg.hybrid)
         self.demos: ReplayBuffer | None = None
         self.env_steps = 0
         self.episodes = 0

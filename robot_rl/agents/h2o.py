@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.networks import mlp
-from robot_rl.replay import Batch
+from robot_rl.replay import Batch, ObsSpec
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,17 @@ class HybridConfig:
         object.__setattr__(self, "weight_clip", (low, high))
 
 
+def _state_keys(keys) -> list[str]:
+    """What the classifiers read: the vector observations a robot has (no images, no privileged state)."""
+    return sorted(k for k in keys if not k.startswith("images/") and k != "privileged")
+
+
+def state_dim(obs_spec: ObsSpec) -> int:
+    return sum(int(np.prod(obs_spec.shapes[k])) for k in _state_keys(obs_spec.shapes))
+
+
 def _vectors(obs: dict[str, np.ndarray]) -> np.ndarray:
-    keys = sorted(k for k in obs if not k.startswith("images/") and k != "privileged")
+    keys = _state_keys(obs)
     return np.concatenate([obs[k].reshape(len(obs[k]), -1).astype(np.float32) for k in keys], axis=1)
 
 
