@@ -3,6 +3,7 @@ robot (`sim/standins/`, served behind ROS 2 like hardware), and how many stand-i
 needs compared with training there from scratch.
 
     python benchmarks/sim2real.py [--quick] [--out FILE.json] [--tasks pick peg] [--plot FILE.png]
+                                  [--pixels | --recipes NAME ...] [--work-dir DIR]
 
 Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
 against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node:
@@ -15,7 +16,8 @@ against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second
   each critic batch, weighted by the learned dynamics-gap ratio (recipe d, H2O).
 - with --pixels: an asymmetric actor-critic from pixels (recipe b) and a pixel student distilled from
   the DR state policy (recipe e), both with visual randomisation; success in the sim and zero-shot on
-  the stand-in (a pixel policy's critics need privileged state, which a robot lacks, so no fine-tuning).
+  the stand-in; and asymmetric_finetune, the asymmetric policy fine-tuned on the stand-in from its
+  cameras, its critics reading the stand-in's object tracker (as a robot's would, during training).
 Reported: success at each evaluation, steps to 90%, and the fine-tune/scratch step ratio (the target
 is <= 25%). With --plot, a PNG of the curves.
 """
@@ -94,57 +96,88 @@ def _steps_to(evals: list[dict], level: float) -> int | None:
 PIXEL_DR = {**DR, "camera_position_std": 0.02, "camera_rotation_std": 0.04, "color_jitter": 0.1, "light_jitter": 0.3}
 
 
-def run_task(name: str, root: Path, quick: bool, domain: int, pixels: bool = False) -> dict:
+STATE_RECIPES = ("sim_nominal", "sim_dr", "finetune", "scratch", "hybrid")
+PIXEL_RECIPES = ("asymmetric", "distill", "asymmetric_finetune")
+
+
+def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES) -> dict:
+    """Run `recipes` for task `name` under `root`. finetune and distill's teacher start from the sim_dr run,
+    asymmetric_finetune from the asymmetric run: a run not among `recipes` must already be in `root`."""
     task, standin, demos = TASKS[name]
     pretrain, budget = (400, 300) if quick else (10_000, 10_000)
     eval_every, episodes = (100, 2) if quick else (1_000, 20)
     base = {"task": task, "num_demos": demos, "eval_every": eval_every, "eval_episodes": episodes, "seed": 0}
     if quick:
         base["agent"] = {"batch_size": 32, "utd": 1}
+    sim_dr = root / f"{name}_sim_dr"
+    for needed, users in (("sim_dr", {"finetune", "distill"}), ("asymmetric", {"asymmetric_finetune"})):
+        run = root / f"{name}_{needed}"
+        if needed not in recipes and users & set(recipes) and not (run / "checkpoint.pt").exists():
+            raise SystemExit(f"{' and '.join(sorted(users))} start from the {needed} run: add {needed} to --recipes, "
+                             f"or pass the --work-dir of a run that has {run.name}")
     results: dict[str, object] = {}
     curves: dict[str, list] = {}
     started = time.time()
+
+    def record(prefix: str, evals: list[dict]) -> None:  # a stand-in training curve's figures
+        for level in (2_000, 5_000, 10_000):
+            at = [e["success_rate"] for e in evals if e["env_step"] == level]
+            if at:
+                results[f"{prefix}_standin_success_at_{level}_steps"] = at[0]
+        results[f"{prefix}_standin_final_success"] = evals[-1]["success_rate"]
+        results[f"{prefix}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
     for recipe, extra in (("sim_nominal", {}), ("sim_dr", {"randomization": DR})):
+        if recipe not in recipes:
+            continue
         out = root / f"{name}_{recipe}"
         evals = _train(out, {**base, **extra, "out_dir": str(out), "total_env_steps": pretrain})
         results[f"{name}_{recipe}_sim_success"] = evals[-1]["success_rate"]
         results[f"{name}_{recipe}_standin_zero_shot_success"] = _zero_shot(out, standin, episodes, domain)
     robot = {"enabled": True, "lockstep": True, "domain_id": domain, "eval_namespace": "eval"}
-    finetune = {**base, "num_demos": 0, "demo_ratio": 0.0, "warm_start": str(root / f"{name}_sim_dr" / "checkpoint.pt"),
+    finetune = {**base, "num_demos": 0, "demo_ratio": 0.0, "warm_start": str(sim_dr / "checkpoint.pt"),
                 "learning_starts": min(500, budget // 3), "critic_warmup_steps": min(500, budget // 3),
                 "anchor_weight": 1.0, "anchor_steps": min(3000, budget), "robot": robot}
     scratch = {**base, "robot": robot}
     hybrid = {**scratch, "hybrid": {"enabled": True}, "randomization": DR}
     for recipe, settings in (("finetune", finetune), ("scratch", scratch), ("hybrid", hybrid)):
+        if recipe not in recipes:
+            continue
         out = root / f"{name}_{recipe}"
         with StandIn(standin, "robot", domain), StandIn(standin, "eval", domain):
             evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": budget})
         curves[recipe] = [(e["env_step"], e["success_rate"]) for e in evals]
-        for level in (2_000, 5_000, 10_000):
-            at = [e["success_rate"] for e in evals if e["env_step"] == level]
-            if at:
-                results[f"{name}_{recipe}_standin_success_at_{level}_steps"] = at[0]
-        results[f"{name}_{recipe}_standin_final_success"] = evals[-1]["success_rate"]
-        results[f"{name}_{recipe}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
-    if pixels:  # recipes (b) and (e): policies that see only cameras + proprio, zero-shot on the stand-in
-        image = {"obs_mode": "pixels", "image_size": 32 if quick else 48, "cameras": ["front", "wrist"],
-                 "randomization": PIXEL_DR}
-        pixel_steps = 200 if quick else 8_000
-        recipes = (("asymmetric", {**base, **image, "agent": {**base.get("agent", {}), "asymmetric": True, "utd": 2}}),
-                   ("distill", {**base, **image, "algorithm": "distill", "num_demos": 0,
-                                "distill": {"teacher": str(root / f"{name}_sim_dr"),
-                                            "handover_steps": pixel_steps // 4}}))
-        for recipe, settings in recipes:
-            out = root / f"{name}_{recipe}"
-            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": pixel_steps})
-            results[f"{name}_{recipe}_pixels_sim_success"] = evals[-1]["success_rate"]
-            results[f"{name}_{recipe}_pixels_standin_zero_shot_success"] = _zero_shot(
-                out, standin, episodes, domain, pixels=image["image_size"])
-    fine, scratch_steps = results[f"{name}_finetune_standin_steps_to_90pct"], results[f"{name}_scratch_standin_steps_to_90pct"]
+        record(f"{name}_{recipe}", evals)
+    # Recipes (b) and (e): policies that see only cameras + proprio, zero-shot on the stand-in.
+    image = {"obs_mode": "pixels", "image_size": 32 if quick else 48, "cameras": ["front", "wrist"],
+             "randomization": PIXEL_DR}
+    pixel_steps = 200 if quick else 8_000
+    pixel = {"asymmetric": {**base, **image, "agent": {**base.get("agent", {}), "asymmetric": True, "utd": 2}},
+             "distill": {**base, **image, "algorithm": "distill", "num_demos": 0,
+                         "distill": {"teacher": str(sim_dr), "handover_steps": pixel_steps // 4}}}
+    for recipe, settings in pixel.items():
+        if recipe not in recipes:
+            continue
+        out = root / f"{name}_{recipe}"
+        evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": pixel_steps})
+        results[f"{name}_{recipe}_pixels_sim_success"] = evals[-1]["success_rate"]
+        results[f"{name}_{recipe}_pixels_standin_zero_shot_success"] = _zero_shot(
+            out, standin, episodes, domain, pixels=image["image_size"])
+    if "asymmetric_finetune" in recipes:  # (b) then (c): the critics learn from the robot's object tracker
+        out = root / f"{name}_asymmetric_finetune"
+        settings = {**pixel["asymmetric"], **{k: v for k, v in finetune.items() if k not in ("warm_start", "agent")},
+                    "warm_start": str(root / f"{name}_asymmetric" / "checkpoint.pt"), "randomization": {}}
+        cameras = tuple(image["cameras"])
+        with StandIn(standin, "robot", domain, cameras, image["image_size"]), \
+                StandIn(standin, "eval", domain, cameras, image["image_size"]):
+            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": budget})
+        curves["asymmetric_finetune"] = [(e["env_step"], e["success_rate"]) for e in evals]
+        record(f"{name}_asymmetric_finetune", evals)
+    fine, scratch_steps = (results.get(f"{name}_{r}_standin_steps_to_90pct") for r in ("finetune", "scratch"))
     if fine is not None and scratch_steps is not None:
         results[f"{name}_finetune_over_scratch_steps_ratio"] = fine / scratch_steps
     results[f"{name}_wall_s"] = time.time() - started
-    results[f"{name}_curves"] = curves
+    if curves:
+        results[f"{name}_curves"] = curves
     return results
 
 
@@ -160,6 +193,8 @@ def plot(results: dict, path: str) -> None:
         for recipe, points in results[f"{name}_curves"].items():
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=recipe)
         for recipe in ("sim_nominal", "sim_dr"):
+            if f"{name}_{recipe}_standin_zero_shot_success" not in results:
+                continue
             ax.axhline(results[f"{name}_{recipe}_standin_zero_shot_success"], ls="--", lw=1,
                        color="gray" if recipe == "sim_nominal" else "black", label=f"{recipe} zero-shot")
         ax.set(title=f"{name}: success on the stand-in", xlabel="stand-in env steps", ylim=(-0.05, 1.05))
@@ -176,12 +211,19 @@ def main() -> None:
     parser.add_argument("--plot", default=None, metavar="FILE.png")
     parser.add_argument("--domain-id", type=int, default=120 + os.getpid() % 60)
     parser.add_argument("--pixels", action="store_true", help="also recipes (b) asymmetric actor-critic and (e) "
-                                                              "distillation from pixels (~1 h more per task)")
+                                                              "distillation from pixels, and fine-tuning (b) on the stand-in (~2 h more per task)")
+    parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
+                        help="run only these (default: the state recipes, plus the pixel ones with --pixels)")
+    parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory); "
+                                                         "later calls can reuse its sim_dr run")
     args = parser.parse_args()
-    results: dict[str, object] = {"quick": args.quick}
+    recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
+    results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes)}
     with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
+        root = Path(args.work_dir or tmp)
+        root.mkdir(parents=True, exist_ok=True)
         for name in args.tasks:
-            results.update(run_task(name, Path(tmp), args.quick, args.domain_id, args.pixels))
+            results.update(run_task(name, root, args.quick, args.domain_id, recipes))
     if args.plot:
         plot(results, args.plot)
         results["plot"] = args.plot

@@ -177,17 +177,19 @@ class TrainConfig:
 def make_env(cfg: TrainConfig, in_process: bool = False, evaluation: bool = False):
     """The env to act in: the task's in-process simulator (domain-randomised if configured, except for
     `evaluation`), or with `robot.enabled` (and not `in_process`) a `robot_rl.ros.RobotEnv` that
-    observes and acts like it through ROS 2."""
+    observes and acts like it through ROS 2. Only a learning robot env reads privileged state: an
+    `evaluation` one is for the actor alone."""
     if cfg.robot.enabled and not in_process:
-        if cfg.agent.asymmetric:
-            raise ValueError("agent.asymmetric needs privileged sim state, which a ROS 2 robot does not publish")
         from robot_rl.ros.robot_env import RobotEnv, RobotEnvConfig
 
         if cfg.agent.grasp_critic:
             raise ValueError("agent.grasp_critic is not wired to ROS 2 robots yet (the gripper toggles in the env)")
         overrides: dict[str, Any] = {"obs_mode": cfg.obs_mode, "domain_id": cfg.robot.domain_id}
         if cfg.obs_mode == "pixels":
-            overrides.update(image_size=cfg.image_size, cameras=cfg.cameras)
+            # An asymmetric critic (or a distillation teacher) reads the robot's object_state topic: a
+            # tracker that is there while training (the stand-in publishes one).
+            overrides.update(image_size=cfg.image_size, cameras=cfg.cameras,
+                             privileged=not evaluation and (cfg.agent.asymmetric or cfg.algorithm == "distill"))
         if cfg.robot.profile is not None:
             from hardware.robots import load_profile
 
@@ -212,17 +214,11 @@ def make_env(cfg: TrainConfig, in_process: bool = False, evaluation: bool = Fals
 
 
 def make_eval_env(cfg: TrainConfig):
-    """The nominal in-process sim, or with `robot.eval_namespace` a RobotEnv on that robot (the
-    actor alone acts there, so an asymmetric critic's privileged state is not needed)."""
+    """The nominal in-process sim, or with `robot.eval_namespace` a RobotEnv on that robot."""
     if cfg.robot.eval_namespace is None:
         return make_env(cfg, in_process=True, evaluation=True)
     robot = dataclasses.replace(cfg.robot, enabled=True, profile=None, namespace=cfg.robot.eval_namespace)
-    return _acting_robot_env(dataclasses.replace(cfg, robot=robot))
-
-
-def _acting_robot_env(cfg: TrainConfig):
-    """cfg's ROS 2 robot for a policy that only acts: an asymmetric critic's privileged state is not needed."""
-    return make_env(dataclasses.replace(cfg, agent=dataclasses.replace(cfg.agent, asymmetric=False)))
+    return make_env(dataclasses.replace(cfg, robot=robot), evaluation=True)
 
 
 def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = None, episodes: int = 20,
@@ -248,7 +244,7 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = 
     agent = SACAgent(obs_spec, action_dim, cfg.agent)
     state = Trainer._read_checkpoint(run_dir / "checkpoint.pt")["agent"]
     agent.load_state_dict(state.get("sac", state))  # a Cal-QL checkpoint holds its SAC agent
-    env = _acting_robot_env(cfg) if cfg.robot.enabled else make_env(cfg, in_process=True, evaluation=True)
+    env = make_env(cfg, in_process=not cfg.robot.enabled, evaluation=True)
     try:
         result = evaluate(agent, env, episodes, seed)
     finally:

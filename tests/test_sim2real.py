@@ -62,6 +62,17 @@ def test_a_domain_shift_changes_dynamics_and_perception_but_not_the_ground_truth
     assert np.linalg.norm(nominal.arm.ee_position - start_nominal) > 0.02
     assert np.linalg.norm(shifted.arm.ee_position - start_shifted) < 0.005
     nominal.close(), shifted.close()
+    # Peg: the held peg's tip is known from the arm's kinematics; only the hole's tracked position is off,
+    # so the bias shows in tip - hole, which is what a policy aims with.
+    shift = load_standin("peg_insertion")
+    peg = sim.make("PegInsertion-v0")
+    peg.set_domain_shift(shift.sample_for(peg))
+    peg.reset(seed=5)
+    state, bias = peg.task_state(), np.asarray(shift.object_position_bias)
+    np.testing.assert_allclose(state[:3], peg.peg_tip(), atol=1e-6)
+    np.testing.assert_allclose(state[7:10] - peg.hole_position(), bias, atol=1e-6)
+    np.testing.assert_allclose(state[10:13], peg.peg_tip() - peg.hole_position() - bias, atol=1e-6)
+    peg.close()
 
 
 def test_a_standin_behind_ros_reproduces_the_shifted_sim_step_for_step(tmp_path):
@@ -174,7 +185,7 @@ def test_evaluate_a_run_in_the_sim_and_zero_shot_on_a_standin(tmp_path):
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     """Every recipe through ROS 2 against stand-in nodes, at tiny budgets (the pipeline, not the numbers):
     (a) domain randomisation zero-shot, (c) WSRL fine-tuning and (d) hybrid against training from scratch,
-    (b) asymmetric and (e) distilled pixel policies zero-shot."""
+    (b) asymmetric and (e) distilled pixel policies zero-shot, and (b) fine-tuned from the stand-in's cameras."""
     out, png = tmp_path / "sim2real.json", tmp_path / "sim2real.png"
     run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--quick", "--pixels", "--tasks", "pick", "--out", str(out),
                           "--plot", str(png), "--domain-id", str(fresh_domain_id())],
@@ -184,9 +195,10 @@ def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     for key in ("pick_sim_nominal_sim_success", "pick_sim_dr_standin_zero_shot_success",
                 "pick_finetune_standin_final_success", "pick_scratch_standin_final_success",
                 "pick_hybrid_standin_final_success", "pick_asymmetric_pixels_standin_zero_shot_success",
-                "pick_distill_pixels_standin_zero_shot_success"):
+                "pick_distill_pixels_standin_zero_shot_success", "pick_asymmetric_finetune_standin_final_success"):
         assert 0.0 <= results[key] <= 1.0, key
     assert [step for step, _ in results["pick_curves"]["finetune"]] == [100, 200, 300]
+    assert [step for step, _ in results["pick_curves"]["asymmetric_finetune"]] == [100, 200, 300]
     assert png.stat().st_size > 10_000
 
 
@@ -283,17 +295,35 @@ def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
     assert trainer._gap_metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer._gap_metrics
 
 
-def test_an_asymmetric_pixel_policy_deploys_on_a_standin_without_privileged_state(tmp_path):
-    """Recipe (b): critics on the simulator's privileged state, actor on pixels + proprio; on the robot
-    only the actor acts, from the robot's own camera topics."""
-    from robot_rl.train import TrainConfig, Trainer, evaluate_checkpoint
+def test_an_asymmetric_pixel_policy_deploys_and_fine_tunes_on_a_standin(tmp_path):
+    """Recipe (b): critics on the simulator's privileged state, actor on pixels + proprio. On the robot the
+    actor alone acts, from the robot's own camera topics; fine-tuning there (recipe c on pixels) feeds the
+    critics from the robot's object tracker (the stand-in's object_state topic), never the actor."""
+    from robot_rl.replay import ReplayBuffer
+    from robot_rl.ros.robot_env import RobotEnvConfig
+    from robot_rl.train import TrainConfig, Trainer, evaluate_checkpoint, make_env
 
+    small = {"obs_mode": "pixels", "image_size": 32, "eval_episodes": 1, "tensorboard": False, "progress": False,
+             "agent": {"asymmetric": True, "batch_size": 16, "utd": 1}}
     out = tmp_path / "asym"
-    Trainer(TrainConfig.from_dict({"out_dir": str(out), "obs_mode": "pixels", "image_size": 32, "total_env_steps": 40,
-                                   "num_demos": 1, "eval_every": 40, "eval_episodes": 1, "learning_starts": 20,
-                                   "tensorboard": False, "progress": False, "randomization": {"enabled": True},
-                                   "agent": {"asymmetric": True, "batch_size": 16, "utd": 1}})).run()
+    Trainer(TrainConfig.from_dict({**small, "out_dir": str(out), "total_env_steps": 40, "num_demos": 1,
+                                   "eval_every": 40, "learning_starts": 20, "randomization": {"enabled": True}})).run()
     domain = fresh_domain_id()
+    robot = {"enabled": True, "lockstep": True, "domain_id": domain}
+    fine = TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "fine"), "total_env_steps": 30, "num_demos": 0,
+                                  "demo_ratio": 0.0, "eval_every": 30, "learning_starts": 10, "critic_warmup_steps": 10,
+                                  "warm_start": str(out / "checkpoint.pt"), "anchor_weight": 1.0, "robot": robot})
     with SimRobotProcess(domain, lockstep=True, cameras=["front", "wrist"], image_size=32, standin="pick_cube"):
-        result = evaluate_checkpoint(out, {"robot": {"enabled": True, "domain_id": domain}}, episodes=1)
-    assert result["robot"] is True and result["mean_length"] >= 1
+        result = evaluate_checkpoint(out, {"robot": robot}, episodes=1)
+        assert result["robot"] is True and result["mean_length"] >= 1
+        acting = make_env(fine, evaluation=True)  # acting needs no tracker
+        assert "privileged" not in acting.observation_space.spaces
+        acting.close()
+        Trainer(fine).run()
+    buffer = ReplayBuffer.load(tmp_path / "fine" / "online_buffer.npz")
+    privileged = buffer.sample(16, np.random.default_rng(0)).obs["privileged"]
+    assert len(buffer) == 30 and privileged.shape == (16, sim.TASKS["PickCube-v0"].OBJECT_STATE_DIM)
+    assert np.abs(privileged).sum() > 0
+    assert json.loads((tmp_path / "fine" / "eval.jsonl").read_text().splitlines()[-1])["env_step"] == 30
+    with pytest.raises(ValueError, match="privileged"):
+        RobotEnvConfig(obs_mode="state", privileged=True, object_state_dim=10)

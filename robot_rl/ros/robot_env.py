@@ -54,6 +54,9 @@ class RobotEnvConfig:
     lockstep: bool = False  # the robot is a sim_robot_node started with lockstep:=true
     episode_steps: int = 100
     object_state_dim: int = 0  # > 0: observe `object_state` as obs["object"] (sim, or a tracker)
+    # pixels: also read `object_state` as obs["privileged"], for an asymmetric critic to learn from on the
+    # robot (a motion-capture or fiducial tracker that is there while training; the actor never reads it)
+    privileged: bool = False
     reward: str = "sparse"  # "sparse": 1 on success; "topic": the `reward` topic
     max_gripper_width: float = 0.08  # m: width / this = the gripper opening
     action: ActionSpec = field(default_factory=ActionSpec)
@@ -72,6 +75,8 @@ class RobotEnvConfig:
             bad("obs_mode", "must be 'state' or 'pixels'")
         if self.obs_mode == "pixels" and not self.cameras:
             bad("cameras", "must name at least one camera for obs_mode 'pixels'")
+        if self.privileged and (self.obs_mode != "pixels" or not self.object_state_dim):
+            bad("privileged", "needs obs_mode 'pixels' and object_state_dim > 0 (the tracked object state)")
         if self.reward not in ("sparse", "topic"):
             bad("reward", "must be 'sparse' or 'topic'")
         if not 0 < self.control_hz <= 1000:
@@ -99,7 +104,7 @@ class RobotEnvConfig:
                                   "object_state_dim": task_cls.OBJECT_STATE_DIM, "action": defaults.action,
                                   "safety": defaults.safety, "cameras": defaults.cameras}
         values.update(overrides)
-        if values.get("obs_mode", "state") == "pixels":
+        if values.get("obs_mode", "state") == "pixels" and not values.get("privileged"):
             values["object_state_dim"] = 0
         return cls(**values)
 
@@ -151,6 +156,8 @@ class RobotEnv(gym.Env):
         if cfg.obs_mode == "pixels":
             shape = (cfg.image_size, cfg.image_size, 3)
             spaces["images"] = gym.spaces.Dict({c: gym.spaces.Box(0, 255, shape, np.uint8) for c in cfg.cameras})
+        if cfg.privileged:
+            spaces["privileged"] = gym.spaces.Box(-np.inf, np.inf, (cfg.object_state_dim,), np.float32)
         self.observation_space = gym.spaces.Dict(spaces)
         self.safety = SafetyFilter(cfg.safety)
         self._reference = np.asarray(cfg.safety.reference_rotation, float).reshape(3, 3)
@@ -174,7 +181,7 @@ class RobotEnv(gym.Env):
         if cfg.reward == "topic":
             self._observed.append(topics.REWARD)
             sub(Float32, topics.REWARD, lambda m: self._latest.put(topics.REWARD, float(m.data)), qos.EVENT)
-        if "object" in spaces:
+        if "object" in spaces or "privileged" in spaces:
             self._observed.append(topics.OBJECT_STATE)
             sub(Float32MultiArray, topics.OBJECT_STATE, self._on_object, sensor)
         if cfg.obs_mode == "pixels":
@@ -270,7 +277,7 @@ class RobotEnv(gym.Env):
         proprio = np.concatenate([position, rotation_error(rotation, self._reference), linear, angular, [width]])
         obs: dict[str, Any] = {"proprio": proprio.astype(np.float32)}
         if topics.OBJECT_STATE in values:
-            obs["object"] = values[topics.OBJECT_STATE][0]
+            obs["privileged" if self.config.privileged else "object"] = values[topics.OBJECT_STATE][0]
         if self.config.obs_mode == "pixels":
             obs["images"] = {c: values[topics.camera_image(c)][0] for c in self.config.cameras}
         return obs
