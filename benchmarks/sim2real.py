@@ -70,8 +70,14 @@ class StandIn:
 
 
 def _train(out: Path, settings: dict) -> list[dict]:
+    """Train in a process of its own; a finished run with the same settings (in --work-dir) is reused."""
     settings = {**settings, "tensorboard": False, "progress": False}
     config = out.with_suffix(".json")
+    evals = out / "eval.jsonl"
+    if config.exists() and json.loads(config.read_text()) == settings and evals.exists():
+        done = [json.loads(line) for line in evals.read_text().splitlines()]
+        if done and done[-1]["env_step"] >= settings["total_env_steps"] and (out / "checkpoint.pt").exists():
+            return done
     config.write_text(json.dumps(settings))
     run = subprocess.run([sys.executable, "-c", TRAIN, str(config)], capture_output=True, text=True, cwd=ROOT,
                          check=False)
@@ -215,7 +221,7 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
                         help="run only these (default: the state recipes, plus the pixel ones with --pixels)")
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory); "
-                                                         "later calls can reuse its sim_dr run")
+                                                         "finished runs there are reused, not redone")
     args = parser.parse_args()
     recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
     results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes)}

@@ -78,6 +78,8 @@ class Batch:
     # Per-sample weight of the critic's Bellman error (H2O's dynamics ratio on simulator samples);
     # None: all 1.
     weight: np.ndarray | None = None
+    # Which samples came from the simulator beside the robot (H2O's conservative term); None: none.
+    from_sim: np.ndarray | None = None
 
     @staticmethod
     def concat(a: Batch, b: Batch) -> Batch:
@@ -85,6 +87,10 @@ class Batch:
         if a.weight is not None or b.weight is not None:
             ones = [np.ones(len(x.reward), np.float32) if x.weight is None else x.weight for x in (a, b)]
             weight = np.concatenate(ones)
+        from_sim = None
+        if a.from_sim is not None or b.from_sim is not None:
+            from_sim = np.concatenate([np.zeros(len(x.reward), bool) if x.from_sim is None else x.from_sim
+                                       for x in (a, b)])
         return Batch(
             obs={k: np.concatenate([a.obs[k], b.obs[k]]) for k in a.obs},
             action=np.concatenate([a.action, b.action]),
@@ -96,6 +102,7 @@ class Batch:
             mc_return=(np.concatenate([a.mc_return, b.mc_return])
                        if a.mc_return is not None and b.mc_return is not None else None),
             weight=weight,
+            from_sim=from_sim,
         )
 
 

@@ -370,6 +370,7 @@ class Trainer:
             self.sim_buffer.start_episode(sim_obs)
             self._sim_obs, self._sim_episodes = sim_obs, 0
             self.gap = DynamicsGap(state_dim(self.obs_spec), self.action_dim, cfg.hybrid)
+            self.agent.sim_penalty_weight = cfg.hybrid.conservative_weight
         self.demos: ReplayBuffer | None = None
         self.env_steps = 0
         self.episodes = 0
@@ -531,6 +532,7 @@ class Trainer:
                 self._gap_metrics = self.gap.update(self.online.sample(n_sim, self.rng, 1, gamma), sim)
                 sim = self.sim_buffer.sample(n_sim, self.rng, n, gamma)
                 sim.weight = self.gap.weights(sim)
+                sim.from_sim = np.ones(n_sim, bool)
                 self._gap_metrics["sim_weight_max"] = float(sim.weight.max())
                 batch = Batch.concat(batch, sim)
             batches.append(batch)

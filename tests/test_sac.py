@@ -370,3 +370,40 @@ def test_anchor_penalty_pulls_the_actor_toward_the_pretrained_one():
         agent.update_actor(features)
     assert drift() < 0.2 * before
     assert all(not p.requires_grad for p in agent.anchor.parameters())
+
+
+def test_h2o_penalty_by_hand_and_it_lowers_q_where_the_simulator_looks_unreal():
+    """H2O's conservative term: sum over sim samples of omega * Q(s, pi(s)), omega ~ 1 / dynamics ratio,
+    minus the mean Q of the robot's transitions; with it, Q on the least real sim states falls."""
+    torch.manual_seed(0)
+    real, sim = _batch(n=8, reward=0.5, discount=0.0, seed=1), _batch(n=8, reward=0.5, discount=0.0, seed=2)
+    sim.weight, sim.from_sim = np.array([0.25, 4.0] * 4, np.float32), np.ones(8, bool)  # even: unreal
+    batch = Batch.concat(real, sim)
+    assert batch.from_sim.tolist() == [False] * 8 + [True] * 8 and batch.weight[:8].tolist() == [1.0] * 8
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", num_critics=2, critic_subset=2))
+    obs = {"proprio": torch.as_tensor(batch.obs["proprio"])}
+    features = agent._critic_features(obs)
+    q = agent.critic(torch.cat([features, torch.as_tensor(batch.action)], -1)).squeeze(-1)
+    torch.manual_seed(5)
+    penalty = agent._sim_penalty(obs, features, q, batch)
+    torch.manual_seed(5)
+    action, _ = agent.actor.sample(features[8:])
+    q_policy = agent.critic(torch.cat([features[8:], action], -1)).squeeze(-1)
+    omega = torch.tensor([4.0, 0.25] * 4) / 17.0
+    torch.testing.assert_close(penalty, (q_policy * omega).sum(1) - q[:, :8].mean(1))
+
+    def trained(beta):
+        torch.manual_seed(0)
+        agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", num_critics=2, critic_subset=2, critic_lr=1e-3))
+        agent.sim_penalty_weight = beta
+        for _ in range(300):
+            metrics = agent.update_critic(batch)
+        with torch.no_grad():
+            features = agent._critic_features(obs)
+            q_sim = agent.critic(torch.cat([features[8:], agent.actor.deterministic(features[8:])], -1)).mean(0)
+        return q_sim.squeeze(-1), metrics
+
+    plain, plain_metrics = trained(0.0)
+    conservative, metrics = trained(1.0)
+    assert "sim_penalty" in metrics and "sim_penalty" not in plain_metrics
+    assert conservative[0::2].mean() < plain[0::2].mean() - 0.05  # the unreal states lose value

@@ -278,14 +278,14 @@ def test_the_dynamics_gap_weights_simulator_transitions_by_how_real_their_dynami
 
 def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
     """Recipe (d) end to end through ROS 2: the robot's transitions and a randomised simulator's, mixed and
-    weighted in the critic's batches."""
+    weighted in the critic's batches, with H2O's conservative term."""
     from robot_rl.train import TrainConfig, Trainer
 
     domain = fresh_domain_id()
     cfg = TrainConfig.from_dict({"out_dir": str(tmp_path / "run"), "total_env_steps": 80, "num_demos": 1,
                                  "eval_every": 80, "eval_episodes": 1, "learning_starts": 40, "tensorboard": False,
                                  "progress": False, "agent": {"batch_size": 32, "utd": 1},
-                                 "hybrid": {"enabled": True, "sim_steps_per_step": 2},
+                                 "hybrid": {"enabled": True, "sim_steps_per_step": 2, "conservative_weight": 1.0},
                                  "randomization": {"enabled": True},
                                  "robot": {"enabled": True, "lockstep": True, "domain_id": domain}})
     with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):
@@ -293,6 +293,9 @@ def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
         trainer.run()
     assert trainer.env_steps == 80 and len(trainer.sim_buffer) >= 150
     assert trainer._gap_metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer._gap_metrics
+    assert trainer.agent.sim_penalty_weight == 1.0
+    with pytest.raises(ValueError, match="conservative_weight"):
+        TrainConfig.from_dict({"hybrid": {"enabled": True, "conservative_weight": -1.0}})
 
 
 def test_an_asymmetric_pixel_policy_deploys_and_fine_tunes_on_a_standin(tmp_path):

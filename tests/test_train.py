@@ -217,9 +217,19 @@ def test_warm_start_from_a_mismatched_checkpoint_is_refused(tmp_path):
         Trainer(_tiny(tmp_path / "pick", warm_start=str(tmp_path / "peg" / "checkpoint.pt")))
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_are_valid(path):
     from robot_rl.config import load_yaml
 
-    cfg = TrainConfig.from_dict(load_yaml(path))
+    values = load_yaml(path)
+    if "anchor_weight" in values:  # fine-tuning recipes: the user names the pre-trained run with --set
+        with pytest.raises(ValueError, match="needs warm_start"):
+            TrainConfig.from_dict(values)
+        values["warm_start"] = "runs/pretrained/checkpoint.pt"
+    cfg = TrainConfig.from_dict(values)
     assert cfg.task in ("PickCube-v0", "PegInsertion-v0")
+    if cfg.robot.enabled:  # a robot recipe builds its robot env config too
+        from robot_rl.ros.robot_env import RobotEnvConfig
+
+        RobotEnvConfig.for_task(cfg.task, obs_mode=cfg.obs_mode,
+                                privileged=cfg.obs_mode == "pixels" and cfg.agent.asymmetric)

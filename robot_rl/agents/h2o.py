@@ -7,9 +7,11 @@ dynamics are on the robot,
                 = [D_sas / (1 - D_sas)] / [D_sa / (1 - D_sa)]   (two real-vs-sim classifiers),
 
 clipped to `weight_clip` and normalised to mean 1 over the batch. Where the simulator's dynamics
-match the robot's, its cheap data counts fully; where they do not, it fades out. (H2O also adds a
-conservative Q penalty on simulator samples; this keeps only the weighted backup.) The classifiers read
-the vector observations (proprio, object state) and the action, never images.
+match the robot's, its cheap data counts fully; where they do not, it fades out. With
+`conservative_weight` > 0, H2O's conservative term is added too (`SACAgent._sim_penalty`): Q of the
+policy's actions on simulator states, weighted by 1 / w, is pushed down, and Q of the robot's own
+transitions up. The classifiers read the vector observations (proprio, object state) and the action,
+never images.
 """
 
 from __future__ import annotations
@@ -32,12 +34,17 @@ class HybridConfig:
     weight_clip: tuple[float, float] = (0.1, 10.0)
     discriminator_lr: float = 3e-4
     input_noise_std: float = 0.01  # on the classifiers' inputs, against overconfident odds
+    # H2O's beta: weight of the conservative term that lowers Q on simulator states whose dynamics look
+    # unreal (the policy's actions there) and raises it on the robot's transitions; 0 turns it off.
+    conservative_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sim_fraction < 1.0:
             raise ValueError(f"HybridConfig.sim_fraction must be in (0, 1), got {self.sim_fraction}")
         if not (isinstance(self.sim_steps_per_step, int) and self.sim_steps_per_step >= 1):
             raise ValueError(f"HybridConfig.sim_steps_per_step must be an integer >= 1, got {self.sim_steps_per_step!r}")
+        if not self.conservative_weight >= 0:
+            raise ValueError(f"HybridConfig.conservative_weight must be >= 0, got {self.conservative_weight!r}")
         low, high = (float(v) for v in self.weight_clip)
         if not 0.0 < low <= 1.0 <= high:
             raise ValueError(f"HybridConfig.weight_clip must be (low, high) with 0 < low <= 1 <= high, got {self.weight_clip}")

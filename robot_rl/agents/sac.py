@@ -162,6 +162,7 @@ class SACAgent:
         self.updates = 0
         self.anchor: TanhGaussianActor | None = None  # frozen pre-trained actor (warm_start_sac)
         self.anchor_weight = 0.0
+        self.sim_penalty_weight = 0.0  # H2O's beta (HybridConfig.conservative_weight), set by the trainer
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
@@ -225,6 +226,12 @@ class SACAgent:
         if batch.weight is not None:  # H2O: simulator samples count by how real their dynamics look
             error = error * torch.as_tensor(batch.weight, device=self.device, dtype=error.dtype)[None]
         loss = error.mean(dim=1).sum()
+        metrics: dict[str, float] = {}
+        if self.sim_penalty_weight > 0 and batch.from_sim is not None and batch.from_sim.any() \
+                and not batch.from_sim.all():
+            penalty = self._sim_penalty(obs, features, q, batch)
+            loss = loss + self.sim_penalty_weight * penalty.sum()
+            metrics["sim_penalty"] = float(penalty.mean().item())
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_optimizer.step()
@@ -232,12 +239,28 @@ class SACAgent:
         self.updates += 1
         self._last_features = features.detach().float()
         self._last_obs = obs
-        metrics = {"critic_loss": loss.item(), "q_mean": q.detach().mean().item()}
+        metrics.update(critic_loss=loss.item(), q_mean=q.detach().mean().item())
         if self.grasp is not None:
             toggled = torch.as_tensor(batch.gripper_toggled, device=self.device, dtype=torch.float32)
             metrics["grasp_loss"] = self.update_grasp(self._last_features, action[:, -1], reward, discount,
                                                       toggled, next_features.float())
         return metrics
+
+    def _sim_penalty(self, obs, critic_features, q, batch: Batch) -> torch.Tensor:
+        """H2O's conservative term, per critic: Q of the policy's actions on simulator states, weighted
+        towards the states whose dynamics look least real (omega ~ 1 / dynamics ratio, summing to 1), minus
+        the mean Q of the robot's own transitions. It pulls values learned where the sim is wrong down
+        and the robot's up."""
+        sim = torch.as_tensor(batch.from_sim, device=self.device)
+        ratio = torch.as_tensor(batch.weight, device=self.device, dtype=torch.float32)[sim] \
+            if batch.weight is not None else torch.ones(int(sim.sum()), device=self.device)
+        omega = (1.0 / ratio) / (1.0 / ratio).sum()
+        with torch.no_grad():
+            actor_features = critic_features if self.critic_encoder is None else self.features(obs)
+            policy_action, _ = self.actor.sample(actor_features[sim])
+        with self._autocast():
+            q_policy = self.critic(torch.cat([critic_features[sim], policy_action], -1)).squeeze(-1).float()
+        return (q_policy * omega).sum(dim=1) - q[:, ~sim].mean(dim=1)
 
     @staticmethod
     def grasp_labels(gripper_values: torch.Tensor) -> torch.Tensor:
