@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def _train(out: Path, settings: dict) -> list[dict]:
         done = [json.loads(line) for line in evals.read_text().splitlines()]
         if done and done[-1]["env_step"] >= settings["total_env_steps"] and (out / "checkpoint.pt").exists():
             return done
+    shutil.rmtree(out, ignore_errors=True)  # an unfinished or different run: start over
     config.write_text(json.dumps(settings))
     run = subprocess.run([sys.executable, "-c", TRAIN, str(config)], capture_output=True, text=True, cwd=ROOT,
                          check=False)
