@@ -97,6 +97,11 @@ def _zero_shot(run: Path, standin: str, episodes: int, domain: int, pixels: int 
     return result["success_rate"]
 
 
+def _progress(results: dict, prefix: str) -> None:
+    """One line per finished recipe on stderr, so a long run shows its figures as they come."""
+    print(", ".join(f"{k}={v}" for k, v in results.items() if k.startswith(prefix)), file=sys.stderr, flush=True)
+
+
 def _steps_to(evals: list[dict], level: float) -> int | None:
     return next((e["env_step"] for e in evals if e["success_rate"] >= level), None)
 
@@ -134,6 +139,7 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
                 results[f"{prefix}_standin_success_at_{level}_steps"] = at[0]
         results[f"{prefix}_standin_final_success"] = evals[-1]["success_rate"]
         results[f"{prefix}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
+        _progress(results, f"{prefix}_")
     for recipe, extra in (("sim_nominal", {}), ("sim_dr", {"randomization": DR})):
         if recipe not in recipes:
             continue
@@ -141,6 +147,7 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
         evals = _train(out, {**base, **extra, "out_dir": str(out), "total_env_steps": pretrain})
         results[f"{name}_{recipe}_sim_success"] = evals[-1]["success_rate"]
         results[f"{name}_{recipe}_standin_zero_shot_success"] = _zero_shot(out, standin, episodes, domain)
+        _progress(results, f"{name}_{recipe}_")
     robot = {"enabled": True, "lockstep": True, "domain_id": domain, "eval_namespace": "eval"}
     finetune = {**base, "num_demos": 0, "demo_ratio": 0.0, "warm_start": str(sim_dr / "checkpoint.pt"),
                 "learning_starts": min(500, budget // 3), "critic_warmup_steps": min(500, budget // 3),
@@ -170,6 +177,7 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
         results[f"{name}_{recipe}_pixels_sim_success"] = evals[-1]["success_rate"]
         results[f"{name}_{recipe}_pixels_standin_zero_shot_success"] = _zero_shot(
             out, standin, episodes, domain, pixels=image["image_size"])
+        _progress(results, f"{name}_{recipe}_")
     if "asymmetric_finetune" in recipes:  # (b) then (c): the critics learn from the robot's object tracker
         out = root / f"{name}_asymmetric_finetune"
         settings = {**pixel["asymmetric"], **{k: v for k, v in finetune.items() if k not in ("warm_start", "agent")},
