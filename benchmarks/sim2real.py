@@ -114,13 +114,14 @@ STATE_RECIPES = ("sim_nominal", "sim_dr", "finetune", "scratch", "hybrid")
 PIXEL_RECIPES = ("asymmetric", "distill", "asymmetric_finetune")
 
 
-def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES) -> dict:
+def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES,
+             seed: int = 0) -> dict:
     """Run `recipes` for task `name` under `root`. finetune and distill's teacher start from the sim_dr run,
     asymmetric_finetune from the asymmetric run: a run not among `recipes` must already be in `root`."""
     task, standin, demos = TASKS[name]
     pretrain, budget = (400, 300) if quick else (10_000, 10_000)
     eval_every, episodes = (100, 2) if quick else (1_000, 20)
-    base = {"task": task, "num_demos": demos, "eval_every": eval_every, "eval_episodes": episodes, "seed": 0}
+    base = {"task": task, "num_demos": demos, "eval_every": eval_every, "eval_episodes": episodes, "seed": seed}
     if quick:
         base["agent"] = {"batch_size": 32, "utd": 1}
     sim_dr = root / f"{name}_sim_dr"
@@ -227,6 +228,7 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=["pick", "peg"], choices=sorted(TASKS))
     parser.add_argument("--plot", default=None, metavar="FILE.png")
     parser.add_argument("--domain-id", type=int, default=120 + os.getpid() % 60)
+    parser.add_argument("--seed", type=int, default=0, help="of every training run (evaluation seeds are fixed)")
     parser.add_argument("--pixels", action="store_true", help="also recipes (b) asymmetric actor-critic and (e) "
                                                               "distillation from pixels, and fine-tuning (b) on the stand-in (~2 h more per task)")
     parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
@@ -235,12 +237,12 @@ def main() -> None:
                                                          "finished runs there are reused, not redone")
     args = parser.parse_args()
     recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
-    results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes)}
+    results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes), "seed": args.seed}
     with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
         root = Path(args.work_dir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         for name in args.tasks:
-            results.update(run_task(name, root, args.quick, args.domain_id, recipes))
+            results.update(run_task(name, root, args.quick, args.domain_id, recipes, args.seed))
     if args.plot:
         plot(results, args.plot)
         results["plot"] = args.plot
