@@ -77,6 +77,20 @@ class RandomizationSample:
         return asdict(self)
 
 
+_DEFAULT_GEOM_RGBA = np.array([0.5, 0.5, 0.5, 1.0], np.float32)
+
+
+def _shown_rgba(model: mujoco.MjModel) -> np.ndarray:
+    """Each geom's colour as drawn: a geom with a material and the default rgba is drawn in the
+    material's colour, so jittering its own rgba alone would repaint it grey."""
+    shown = model.geom_rgba.copy()
+    for geom in range(model.ngeom):
+        material = model.geom_matid[geom]
+        if material >= 0 and np.allclose(model.geom_rgba[geom], _DEFAULT_GEOM_RGBA):
+            shown[geom] = model.mat_rgba[material]
+    return shown
+
+
 class DomainRandomizer:
     def __init__(self, model: mujoco.MjModel, config: Randomization, object_bodies: list[str],
                  arm_dof_ids: np.ndarray, colored_geoms: list[str]):
@@ -92,6 +106,7 @@ class DomainRandomizer:
             "cam_pos": model.cam_pos.copy(),
             "cam_quat": model.cam_quat.copy(),
             "geom_rgba": model.geom_rgba.copy(),
+            "shown_rgba": _shown_rgba(model),
             "headlight_diffuse": model.vis.headlight.diffuse.copy(),
             "headlight_ambient": model.vis.headlight.ambient.copy(),
         }
@@ -143,6 +158,8 @@ class DomainRandomizer:
             mujoco.mju_mulQuat(m.cam_quat[cam], nominal["cam_quat"][cam], delta)
         m.geom_rgba[:] = nominal["geom_rgba"]
         for geom, offset in zip(self._colored, sample.color_offsets):
+            # Jitter the colour the geom is drawn in (its material's, for a geom that takes one).
+            m.geom_rgba[geom] = nominal["shown_rgba"][geom]
             m.geom_rgba[geom, :3] = np.clip(m.geom_rgba[geom, :3] + offset, 0.0, 1.0)
         m.vis.headlight.diffuse[:] = np.clip(nominal["headlight_diffuse"] * sample.light_scale, 0, 1)
         m.vis.headlight.ambient[:] = np.clip(nominal["headlight_ambient"] * sample.light_scale, 0, 1)

@@ -229,6 +229,31 @@ def test_camera_randomization_moves_the_rendered_view():
     env.close()
 
 
+def test_colour_randomization_jitters_the_colour_drawn_around_the_nominal_one():
+    """The table takes its colour from a material: its jittered colours must centre on that colour (a
+    jitter of the geom's own default rgba would repaint it grey, which a pixel policy then learns)."""
+    nominal = sim.make("PickCube-v0", obs_mode="pixels", image_size=32, cameras=("front",))
+    jitter = 0.1
+    env = sim.make("PickCube-v0", obs_mode="pixels", image_size=32, cameras=("front",),
+                   randomization={"enabled": True, "color_jitter": jitter, "light_jitter": 0.0,
+                                  "camera_position_std": 0.0, "camera_rotation_std": 0.0})
+    nominal.reset(seed=0)
+    table = nominal.model.geom("table").id
+    brown = nominal.model.mat_rgba[nominal.model.geom_matid[table], :3]
+    colours = []
+    for seed in range(30):
+        env.reset(seed=seed)
+        colours.append(env.model.geom_rgba[table, :3].copy())
+        assert np.all(np.abs(colours[-1] - brown) <= jitter + 1e-6)
+    assert np.abs(np.mean(colours, axis=0) - brown).max() < 0.04
+    corner = (slice(26, 32), slice(0, 6))  # table only, in the front view
+    drawn = env.render_camera("front")[corner].reshape(-1, 3).mean(0)
+    reference = nominal.render_camera("front")[corner].reshape(-1, 3).mean(0)
+    assert np.abs(drawn - reference).max() < 255 * (jitter + 0.05)
+    assert reference[0] > reference[2] + 20  # the nominal table is brown, not grey
+    nominal.close(), env.close()
+
+
 def test_physics_and_control_rates():
     env = sim.make("PickCube-v0")
     assert env.model.opt.timestep == pytest.approx(1 / 500)
