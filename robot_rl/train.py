@@ -636,12 +636,27 @@ class Trainer:
                 "evals": self.evals}
 
     def run(self) -> dict:
-        cfg = self.cfg
+        """Train to total_env_steps (or the offline/distillation budget), then release the envs (a
+        robot env's ROS 2 node and its spinning thread included)."""
         self._start = time.perf_counter()
-        if cfg.algorithm == "distill":
-            return self._run_distill()
-        if cfg.algorithm != "sac":
-            return self._run_offline()
+        try:
+            if self.cfg.algorithm == "distill":
+                return self._run_distill()
+            if self.cfg.algorithm != "sac":
+                return self._run_offline()
+            return self._run_online()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for name in ("env", "eval_env", "sim_env"):
+            env = getattr(self, name, None)
+            if env is not None:
+                env.close()
+                setattr(self, name, None)
+
+    def _run_online(self) -> dict:
+        cfg = self.cfg
         progress = None
         if cfg.progress:
             from tqdm import tqdm
