@@ -163,3 +163,21 @@ def test_the_rewards_cli_records_trains_and_evaluates(tmp_path):
     assert 0 < trained["threshold"] < 1 and trained["val_auroc"] > 0.9
     evaluated = cli("evaluate", "--model", str(tmp_path / "m.pt"), "--episodes", "6")
     assert evaluated["frames"] > 0 and evaluated["auroc"] > 0.9
+
+
+def test_the_reward_factory_reads_a_model_file_once_and_names_bad_files(trained, tmp_path, monkeypatch):
+    import torch
+
+    from robot_rl.rewards.factory import RewardModelConfig, make_labeler
+
+    reads = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: reads.append(a[0]) or real_load(*a, **k))
+    labeler = make_labeler(RewardModelConfig(model=str(trained), hysteresis=2))
+    assert isinstance(labeler, ClassifierLabeler) and labeler.hysteresis.frames == 2
+    assert reads == [trained]  # a model file can be tens of MB: read once, then dispatched on its format
+    with pytest.raises(ValueError, match="train one"):
+        make_labeler(RewardModelConfig(model=str(tmp_path / "missing.pt")))
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="neither a success classifier nor a preference reward"):
+        make_labeler(RewardModelConfig(model=str(tmp_path / "other.pt")))

@@ -18,8 +18,8 @@ def save_model(path: str | Path, payload: dict) -> Path:
     return Path(path)
 
 
-def load_model(path: str | Path, fmt: str, what: str, how_to_make: str) -> dict:
-    """The payload of `path`, which must be a `fmt` file (a `what`, made by `how_to_make`)."""
+def read_payload(path: str | Path, what: str, how_to_make: str) -> dict:
+    """The torch payload of `path` (a `what`, made by `how_to_make`), whatever its format."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"no {what} at {path}: train one with `{how_to_make}`")
@@ -27,6 +27,14 @@ def load_model(path: str | Path, fmt: str, what: str, how_to_make: str) -> dict:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise ValueError(f"{path} is not a {what} checkpoint: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != fmt:
+    return payload if isinstance(payload, dict) else {}
+
+
+def load_model(path: str | Path, fmt: str, what: str, how_to_make: str, payload: dict | None = None) -> dict:
+    """The payload of `path`, which must be a `fmt` file (a `what`, made by `how_to_make`); `payload`: the
+    file's contents when the caller has already read them."""
+    if payload is None:
+        payload = read_payload(path, what, how_to_make)
+    if payload.get("format") != fmt:
         raise ValueError(f"{path} is not a {what} checkpoint (format {fmt})")
     return payload

@@ -196,8 +196,9 @@ class ClassifierLabeler:
         return Label(reward=float(success), success=success, confidence=probability)
 
 
-def load_classifier(path: str | Path, hysteresis: int = 1, threshold: float | None = None) -> ClassifierLabeler:
-    payload = load_model(path, FORMAT, "success classifier", "robot-rl rewards train-classifier")
+def load_classifier(path: str | Path, hysteresis: int = 1, threshold: float | None = None,
+                    payload: dict | None = None) -> ClassifierLabeler:
+    payload = load_model(path, FORMAT, "success classifier", "robot-rl rewards train-classifier", payload)
     model = SuccessClassifier(tuple(payload["cameras"]), payload["image_size"], payload["feature_dim"])
     model.load_state_dict(payload["state"])
     labeler = ClassifierLabeler(model, payload["report"]["threshold"] if threshold is None else threshold, hysteresis)

@@ -10,7 +10,6 @@ reward node all accept the same model spec:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from robot_rl.rewards.base import Labeler
 
@@ -43,19 +42,6 @@ class RewardModelConfig:
                              f"clip:MODEL or vlm:MODEL (a directory, hub id or http://HOST/v1#NAME)")
 
 
-def _checkpoint_format(path: Path) -> str:
-    import torch
-
-    if not path.exists():
-        raise ValueError(f"reward.model: no file {path}: train one with `robot-rl rewards train-classifier` or "
-                         f"`robot-rl rewards train-preference`")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"reward.model: {path} is not a reward model checkpoint: {err}") from err
-    return payload.get("format", "") if isinstance(payload, dict) else ""
-
-
 def make_labeler(cfg: RewardModelConfig) -> Labeler:
     import os
 
@@ -63,15 +49,20 @@ def make_labeler(cfg: RewardModelConfig) -> Labeler:
     if spec is None:
         raise ValueError("reward.model is not set")
     if spec.endswith(".pt") and not spec.startswith(("clip:", "vlm:")):
-        fmt = _checkpoint_format(Path(spec))
+        from robot_rl.rewards.checkpoints import read_payload
+
+        # Read once, then dispatch on the format (a model file can be tens of MB).
+        payload = read_payload(spec, "reward model", "robot-rl rewards train-classifier` or "
+                                                     "`robot-rl rewards train-preference")
+        fmt = str(payload.get("format", ""))
         if fmt.startswith("robot_rl.success_classifier"):
             from robot_rl.rewards.classifier import load_classifier
 
-            return load_classifier(spec, hysteresis=cfg.hysteresis, threshold=cfg.threshold)
+            return load_classifier(spec, hysteresis=cfg.hysteresis, threshold=cfg.threshold, payload=payload)
         if fmt.startswith("robot_rl.preference_reward"):
             from robot_rl.rewards.preference import load_preference_reward
 
-            return load_preference_reward(spec, threshold=cfg.threshold)
+            return load_preference_reward(spec, threshold=cfg.threshold, payload=payload)
         raise ValueError(f"reward.model: {spec} is neither a success classifier nor a preference reward model")
     kind, _, source = spec.partition(":")
     cameras = cfg.cameras or ("front",)

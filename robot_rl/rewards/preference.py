@@ -206,8 +206,9 @@ def save_preference_reward(path: str | Path, model: RewardEnsemble, report: dict
                              "feature_dim": report["config"]["feature_dim"], "report": report})
 
 
-def load_preference_reward(path: str | Path, threshold: float | None = None) -> PreferenceReward:
-    payload = load_model(path, FORMAT, "preference reward model", "robot-rl rewards train-preference")
+def load_preference_reward(path: str | Path, threshold: float | None = None,
+                           payload: dict | None = None) -> PreferenceReward:
+    payload = load_model(path, FORMAT, "preference reward model", "robot-rl rewards train-preference", payload)
     model = RewardEnsemble(payload["camera"], payload["image_size"], payload["members"], payload["feature_dim"])
     model.load_state_dict(payload["state"])
     labeler = PreferenceReward(model, threshold)
