@@ -93,6 +93,10 @@ class TrainConfig:
     # (warm_start, WSRL-style; Cal-QL is the one that fine-tunes without unlearning).
     algorithm: str = "sac"
     warm_start: str | None = None  # checkpoint.pt of an earlier calql/iql/sac run to start "sac" from
+    # False: take only the actor (and encoder, temperature) from warm_start and learn the critics afresh.
+    # A simulator's critics can rate the robot's failures highly, and unlearning that is slower than
+    # learning values from scratch around a competent actor.
+    warm_start_critics: bool = True
     agent: SACConfig = field(default_factory=SACConfig)
     bc: BCConfig = field(default_factory=BCConfig)
     iql: IQLConfig = field(default_factory=IQLConfig)
@@ -161,6 +165,8 @@ class TrainConfig:
                 bad(name, f"must be an integer >= {low}")
         if self.anchor_weight < 0:
             bad("anchor_weight", "must be >= 0")
+        if not self.warm_start_critics and self.warm_start is None:
+            bad("warm_start_critics", "needs warm_start (False keeps only its actor)")
         if self.anchor_weight > 0 and self.warm_start is None:
             bad("anchor_weight", "needs warm_start (the pre-trained actor to stay near)")
         if not 0.0 <= self.demo_ratio < 1.0:
@@ -388,7 +394,8 @@ class Trainer:
             self._load(checkpoint)
         else:
             if cfg.warm_start is not None:
-                warm_start_sac(self.agent, self._read_checkpoint(Path(cfg.warm_start))["agent"])
+                warm_start_sac(self.agent, self._read_checkpoint(Path(cfg.warm_start))["agent"],
+                               critics=cfg.warm_start_critics)
             self.demos = self._initial_demos()
             if self.demos is None and cfg.human.enabled:  # interventions will fill it
                 self.demos = ReplayBuffer(max(cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)

@@ -372,6 +372,25 @@ def test_anchor_penalty_pulls_the_actor_toward_the_pretrained_one():
     assert all(not p.requires_grad for p in agent.anchor.parameters())
 
 
+def test_warm_start_without_critics_takes_the_actor_and_leaves_fresh_critics():
+    from robot_rl.agents.sac import warm_start_sac
+
+    torch.manual_seed(0)
+    pretrained = SACAgent(SPEC, 2, SACConfig(precision="fp32", hidden_dims=(16, 16)))
+    for _ in range(3):
+        pretrained.update([_batch(n=16)])
+    torch.manual_seed(1)
+    agent = SACAgent(SPEC, 2, SACConfig(precision="fp32", hidden_dims=(16, 16)))
+    fresh = {k: v.clone() for k, v in agent.critic.state_dict().items()}
+    warm_start_sac(agent, pretrained.state_dict(), critics=False)
+    for ours, theirs in zip(agent.actor.parameters(), pretrained.actor.parameters()):
+        assert torch.equal(ours, theirs)
+    assert all(torch.equal(v, fresh[k]) for k, v in agent.critic.state_dict().items())
+    assert not all(torch.equal(v, pretrained.critic.state_dict()[k]) for k, v in agent.critic.state_dict().items())
+    warm_start_sac(agent, pretrained.state_dict())  # the default takes the critics too
+    assert all(torch.equal(v, pretrained.critic.state_dict()[k]) for k, v in agent.critic.state_dict().items())
+
+
 def test_h2o_penalty_by_hand_and_it_lowers_q_where_the_simulator_looks_unreal():
     """H2O's conservative term: sum over sim samples of omega * Q(s, pi(s)), omega ~ 1 / dynamics ratio,
     minus the mean Q of the robot's transitions; with it, Q on the least real sim states falls."""

@@ -88,6 +88,7 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
                                          ({"obs_mode": "depth"}, "obs_mode"),
                                          ({"agent": {"utd": "many"}}, "agent.utd"),
                                          ({"demo_ratio": 1.0}, "demo_ratio"),
+                                         ({"warm_start_critics": False}, "warm_start_critics"),
                                          ({"task": "Nope-v0"}, "Nope-v0")])
 def test_bad_config_names_the_key(tmp_path, values, key):
     with pytest.raises(ValueError, match=key):

@@ -376,16 +376,17 @@ class SACAgent:
         self.updates = int(state["updates"])
 
 
-def warm_start_sac(agent: SACAgent, pretrained: dict) -> None:
+def warm_start_sac(agent: SACAgent, pretrained: dict, critics: bool = True) -> None:
     """WSRL: copy a pre-trained agent's encoder, actor, critics and temperature (not optimisers or
-    counters) into a fresh SAC agent. `pretrained` is a Cal-QL, IQL or SAC agent state dict (a
-    checkpoint's "agent")."""
+    counters) into a fresh SAC agent; `critics=False` leaves the critics freshly initialised. `pretrained`
+    is a Cal-QL, IQL or SAC agent state dict (a checkpoint's "agent")."""
     state = pretrained.get("sac", pretrained)
     try:
         agent.encoder.load_state_dict(state["encoder"])
         agent.actor.load_state_dict(state["actor"])
-        agent.critic.load_state_dict(state["critic"])
-        agent.critic_target.load_state_dict(state["critic_target"])
+        if critics:
+            agent.critic.load_state_dict(state["critic"])
+            agent.critic_target.load_state_dict(state["critic_target"])
         with torch.no_grad():
             agent.log_temperature.copy_(state["log_temperature"])
     except (KeyError, RuntimeError) as err:
