@@ -7,10 +7,11 @@ needs compared with training there from scratch.
 
 Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
 against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node:
-- sim_nominal / sim_dr: trained in the nominal sim, and with domain randomisation (recipe a,
-  configs/sim2real/*_dr.yaml); success in the sim and zero-shot on the stand-in;
-- finetune: the DR policy fine-tuned on the stand-in (recipe c, WSRL: warm start, no offline data,
-  critic warm-up, anchored actor), success on the stand-in along the way;
+- sim_nominal / sim_dr: trained in the nominal sim (10k steps), and with domain randomisation (recipe a,
+  configs/sim2real/*_dr.yaml, 20k steps); success in the sim and zero-shot on the stand-in;
+- finetune: the DR policy fine-tuned on the stand-in (recipe c, after WSRL: the sim actor, no offline
+  data, fresh critics warmed up before the actor moves, a constant anchor to the sim actor), success on
+  the stand-in along the way;
 - scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos);
 - hybrid: as scratch, with a randomised simulator beside the stand-in whose transitions fill half of
   each critic batch, weighted by the learned dynamics-gap ratio (recipe d, H2O).
