@@ -176,7 +176,7 @@ def test_the_reward_factory_reads_a_model_file_once_and_names_bad_files(trained,
     labeler = make_labeler(RewardModelConfig(model=str(trained), hysteresis=2))
     assert isinstance(labeler, ClassifierLabeler) and labeler.hysteresis.frames == 2
     assert reads == [trained]  # a model file can be tens of MB: read once, then dispatched on its format
-    with pytest.raises(ValueError, match="train one"):
+    with pytest.raises(ValueError, match="reward.model: no reward model .* train one"):
         make_labeler(RewardModelConfig(model=str(tmp_path / "missing.pt")))
     torch.save({"format": "something else"}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="neither a success classifier nor a preference reward"):

@@ -52,8 +52,11 @@ def make_labeler(cfg: RewardModelConfig) -> Labeler:
         from robot_rl.rewards.checkpoints import read_payload
 
         # Read once, then dispatch on the format (a model file can be tens of MB).
-        payload = read_payload(spec, "reward model", "robot-rl rewards train-classifier` or "
-                                                     "`robot-rl rewards train-preference")
+        try:
+            payload = read_payload(spec, "reward model", "robot-rl rewards train-classifier` or "
+                                                         "`robot-rl rewards train-preference")
+        except ValueError as err:
+            raise ValueError(f"reward.model: {err}") from err
         fmt = str(payload.get("format", ""))
         if fmt.startswith("robot_rl.success_classifier"):
             from robot_rl.rewards.classifier import load_classifier
