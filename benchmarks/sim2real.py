@@ -6,9 +6,11 @@ needs compared with training there from scratch.
                                   [--pixels | --recipes NAME ...] [--work-dir DIR]
 
 Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
-against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node:
+against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node. Each
+recipe runs its shipped config (configs/sim2real/pick_cube_<recipe>.yaml; peg takes pick's with its own
+task and demos); the benchmark sets only the evaluations, seed and robots, and the budgets of --quick:
 - sim_nominal / sim_dr: trained in the nominal sim (10k steps), and with domain randomisation (recipe a,
-  configs/sim2real/*_dr.yaml, 20k steps); success in the sim and zero-shot on the stand-in;
+  pick_cube_dr.yaml); success in the sim and zero-shot on the stand-in;
 - finetune: the DR policy fine-tuned on the stand-in (recipe c, after WSRL: the sim actor, no offline
   data, fresh critics warmed up before the actor moves, a constant anchor to the sim actor), success on
   the stand-in along the way;
@@ -18,8 +20,7 @@ against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second
 - with --pixels: an asymmetric actor-critic from pixels (recipe b) and a pixel student distilled from
   the DR state policy (recipe e), both with visual randomisation; success in the sim and zero-shot on
   the stand-in; and asymmetric_finetune, the asymmetric policy fine-tuned on the stand-in from its
-  cameras, its critics reading the stand-in's object tracker (as a robot's would, during training),
-  for 5k steps (pixels through ROS cost ~4x a state step).
+  cameras, its critics reading the stand-in's object tracker (as a robot's would, during training).
 Reported: success at each evaluation, steps to 90%, and the fine-tune/scratch step ratio (the target
 is <= 25%). With --plot, a PNG of the curves.
 """
@@ -41,10 +42,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import report
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs" / "sim2real"
 TASKS = {"pick": ("PickCube-v0", "pick_cube", 10), "peg": ("PegInsertion-v0", "peg_insertion", 20)}
-DR = {"enabled": True, "friction_scale": [0.3, 1.3], "object_mass_scale": [0.5, 3.0],
-      "joint_damping_scale": [0.5, 2.5], "gain_scale": [0.5, 1.3], "action_latency_steps": [0, 2],
-      "observation_noise_std": 0.004}  # = configs/sim2real/pick_cube_dr.yaml
+# Each recipe's settings are the config a user runs (configs/sim2real/<standin>_<recipe>.yaml; a task
+# without its own takes pick-cube's with its task and demo count), so what is measured is what ships. The
+# benchmark adds only how it measures (evaluations, seeds, the ROS 2 robots) and, with --quick, budgets.
+RECIPE_CONFIGS = {"sim_dr": "dr", "finetune": "finetune", "asymmetric": "asymmetric",
+                  "asymmetric_finetune": "asymmetric_finetune", "distill": "distill"}
+
+
+def recipe(name: str, recipe_name: str) -> dict:
+    """The shipped config of `recipe_name` for task `name`, as plain values."""
+    from robot_rl.config import load_yaml
+
+    task, standin, demos = TASKS[name]
+    own = CONFIGS / f"{standin}_{RECIPE_CONFIGS[recipe_name]}.yaml"
+    if own.exists():
+        return load_yaml(own)
+    values = load_yaml(CONFIGS / f"pick_cube_{RECIPE_CONFIGS[recipe_name]}.yaml")
+    return {**values, "task": task, "num_demos": demos if values.get("num_demos", 10) else 0}
 
 
 TRAIN = ("import json, sys; from robot_rl.train import TrainConfig, Trainer; "
@@ -108,31 +124,66 @@ def _steps_to(evals: list[dict], level: float) -> int | None:
     return next((e["env_step"] for e in evals if e["success_rate"] >= level), None)
 
 
-PIXEL_DR = {**DR, "camera_position_std": 0.02, "camera_rotation_std": 0.04, "color_jitter": 0.1, "light_jitter": 0.3}
-
-
 STATE_RECIPES = ("sim_nominal", "sim_dr", "finetune", "scratch", "hybrid")
 PIXEL_RECIPES = ("asymmetric", "distill", "asymmetric_finetune")
+
+
+def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int = 0) -> dict[str, dict]:
+    """Every recipe's training settings for task `name`, runs under `root`: the shipped configs plus how the
+    benchmark measures; the baselines (nominal sim, scratch, hybrid) from the task's defaults."""
+    from robot_rl.config import merge
+
+    task, _, demos = TASKS[name]
+    eval_every, episodes = (100, 2) if quick else (1_000, 20)
+    measure = {"eval_every": eval_every, "eval_episodes": episodes, "seed": seed}
+    robot = {"robot": {"enabled": True, "lockstep": True, "domain_id": domain, "eval_namespace": "eval"}}
+
+    def configured(recipe_name: str, quick_steps: int, **fixed) -> dict:
+        values = merge(recipe(name, recipe_name), {**measure, **fixed})
+        if quick:  # the pipeline, not the numbers: tiny budgets and batches, warm-ups that fit in them
+            values = merge(values, {"total_env_steps": quick_steps, "agent": {"batch_size": 32, "utd": 1}})
+            for key in ("learning_starts", "critic_warmup_steps"):
+                if key in values:
+                    values[key] = min(values[key], quick_steps // 3)
+            if "distill" in values:
+                values["distill"]["handover_steps"] = quick_steps // 4
+        return {**values, "out_dir": str(root / f"{name}_{recipe_name}")}
+
+    sim_dr = root / f"{name}_sim_dr"
+    settings = {
+        "sim_dr": configured("sim_dr", 400),
+        "finetune": configured("finetune", 300, **robot, warm_start=str(sim_dr / "checkpoint.pt")),
+        "asymmetric": configured("asymmetric", 200),
+        "distill": configured("distill", 200, distill={"teacher": str(sim_dr)}),
+        "asymmetric_finetune": configured("asymmetric_finetune", 300, **robot,
+                                          warm_start=str(root / f"{name}_asymmetric" / "checkpoint.pt")),
+    }
+    # The baselines: the nominal sim (10k steps), and the robot from scratch with the fine-tuning budget
+    # and the DR policy's observation (and a randomised sim beside it, for hybrid).
+    baseline = {"task": task, "num_demos": demos, "action_history": settings["sim_dr"].get("action_history", 0),
+                **measure, **({"agent": {"batch_size": 32, "utd": 1}} if quick else {})}
+    budget = settings["finetune"]["total_env_steps"]
+    settings["sim_nominal"] = {**baseline, "action_history": 0, "total_env_steps": 400 if quick else 10_000}
+    settings["scratch"] = {**baseline, **robot, "total_env_steps": budget}
+    settings["hybrid"] = {**settings["scratch"], "hybrid": {"enabled": True},
+                          "randomization": settings["sim_dr"]["randomization"]}
+    for recipe_name in ("sim_nominal", "scratch", "hybrid"):
+        settings[recipe_name]["out_dir"] = str(root / f"{name}_{recipe_name}")
+    return settings
 
 
 def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES,
              seed: int = 0) -> dict:
     """Run `recipes` for task `name` under `root`. finetune and distill's teacher start from the sim_dr run,
     asymmetric_finetune from the asymmetric run: a run not among `recipes` must already be in `root`."""
-    task, standin, demos = TASKS[name]
-    # Randomised training learns a wider task and needs more simulator steps: at 10k, pick's DR policy was
-    # at 50% in the sim on seed 2. Simulator steps are cheap; robot steps (budget) are what we count.
-    pretrain, dr_pretrain, budget = (400, 400, 300) if quick else (10_000, 20_000, 10_000)
-    eval_every, episodes = (100, 2) if quick else (1_000, 20)
-    base = {"task": task, "num_demos": demos, "eval_every": eval_every, "eval_episodes": episodes, "seed": seed}
-    if quick:
-        base["agent"] = {"batch_size": 32, "utd": 1}
-    sim_dr = root / f"{name}_sim_dr"
+    standin = TASKS[name][1]
+    episodes = 2 if quick else 20
     for needed, users in (("sim_dr", {"finetune", "distill"}), ("asymmetric", {"asymmetric_finetune"})):
         run = root / f"{name}_{needed}"
         if needed not in recipes and users & set(recipes) and not (run / "checkpoint.pt").exists():
             raise SystemExit(f"{' and '.join(sorted(users))} start from the {needed} run: add {needed} to --recipes, "
                              f"or pass the --work-dir of a run that has {run.name}")
+    settings = recipe_settings(name, root, quick, domain, seed)
     results: dict[str, object] = {}
     curves: dict[str, list] = {}
     started = time.time()
@@ -145,57 +196,38 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
         results[f"{prefix}_standin_final_success"] = evals[-1]["success_rate"]
         results[f"{prefix}_standin_steps_to_90pct"] = _steps_to(evals, 0.9)
         _progress(results, f"{prefix}_")
-    for recipe, extra in (("sim_nominal", {"total_env_steps": pretrain}),
-                          ("sim_dr", {"randomization": DR, "total_env_steps": dr_pretrain})):
-        if recipe not in recipes:
+    for recipe_name in ("sim_nominal", "sim_dr"):
+        if recipe_name not in recipes:
             continue
-        out = root / f"{name}_{recipe}"
-        evals = _train(out, {**base, **extra, "out_dir": str(out)})
-        results[f"{name}_{recipe}_sim_success"] = evals[-1]["success_rate"]
-        results[f"{name}_{recipe}_standin_zero_shot_success"] = _zero_shot(out, standin, episodes, domain)
-        _progress(results, f"{name}_{recipe}_")
-    robot = {"enabled": True, "lockstep": True, "domain_id": domain, "eval_namespace": "eval"}
-    online = {**base, "num_demos": 0, "demo_ratio": 0.0, "learning_starts": min(500, budget // 3), "robot": robot}
-    # (c) = configs/sim2real/pick_cube_finetune.yaml: the sim actor, fresh critics (10), a constant pull
-    # toward the sim actor. Kept sim critics or an anchor decayed to 0 stalled or collapsed on pick seed 1.
-    finetune = {**online, "warm_start": str(sim_dr / "checkpoint.pt"), "warm_start_critics": False,
-                "agent": {**base.get("agent", {}), "num_critics": 10}, "critic_warmup_steps": min(1000, budget // 3),
-                "anchor_weight": 0.2, "anchor_steps": 1_000_000}
-    scratch = {**base, "robot": robot}
-    hybrid = {**scratch, "hybrid": {"enabled": True}, "randomization": DR}
-    for recipe, settings in (("finetune", finetune), ("scratch", scratch), ("hybrid", hybrid)):
-        if recipe not in recipes:
+        out = Path(settings[recipe_name]["out_dir"])
+        evals = _train(out, settings[recipe_name])
+        results[f"{name}_{recipe_name}_sim_success"] = evals[-1]["success_rate"]
+        results[f"{name}_{recipe_name}_standin_zero_shot_success"] = _zero_shot(out, standin, episodes, domain)
+        _progress(results, f"{name}_{recipe_name}_")
+    for recipe_name in ("finetune", "scratch", "hybrid"):
+        if recipe_name not in recipes:
             continue
-        out = root / f"{name}_{recipe}"
+        out = Path(settings[recipe_name]["out_dir"])
         with StandIn(standin, "robot", domain), StandIn(standin, "eval", domain):
-            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": budget})
-        curves[recipe] = [(e["env_step"], e["success_rate"]) for e in evals]
-        record(f"{name}_{recipe}", evals)
+            evals = _train(out, settings[recipe_name])
+        curves[recipe_name] = [(e["env_step"], e["success_rate"]) for e in evals]
+        record(f"{name}_{recipe_name}", evals)
     # Recipes (b) and (e): policies that see only cameras + proprio, zero-shot on the stand-in.
-    image = {"obs_mode": "pixels", "image_size": 32 if quick else 48, "cameras": ["front", "wrist"],
-             "randomization": PIXEL_DR}
-    pixel_steps = 200 if quick else 8_000
-    pixel = {"asymmetric": {**base, **image, "agent": {**base.get("agent", {}), "asymmetric": True, "utd": 2}},
-             "distill": {**base, **image, "algorithm": "distill", "num_demos": 0,
-                         "distill": {"teacher": str(sim_dr), "handover_steps": pixel_steps // 4}}}
-    for recipe, settings in pixel.items():
-        if recipe not in recipes:
+    for recipe_name in ("asymmetric", "distill"):
+        if recipe_name not in recipes:
             continue
-        out = root / f"{name}_{recipe}"
-        evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": pixel_steps})
-        results[f"{name}_{recipe}_pixels_sim_success"] = evals[-1]["success_rate"]
-        results[f"{name}_{recipe}_pixels_standin_zero_shot_success"] = _zero_shot(
-            out, standin, episodes, domain, pixels=image["image_size"])
-        _progress(results, f"{name}_{recipe}_")
+        out = Path(settings[recipe_name]["out_dir"])
+        evals = _train(out, settings[recipe_name])
+        results[f"{name}_{recipe_name}_pixels_sim_success"] = evals[-1]["success_rate"]
+        results[f"{name}_{recipe_name}_pixels_standin_zero_shot_success"] = _zero_shot(
+            out, standin, episodes, domain, pixels=settings[recipe_name]["image_size"])
+        _progress(results, f"{name}_{recipe_name}_")
     if "asymmetric_finetune" in recipes:  # (b) then (c): the critics learn from the robot's object tracker
-        out = root / f"{name}_asymmetric_finetune"
-        settings = {**pixel["asymmetric"], **online, "agent": pixel["asymmetric"]["agent"], "randomization": {},
-                    "warm_start": str(root / f"{name}_asymmetric" / "checkpoint.pt"),
-                    "critic_warmup_steps": min(500, budget // 3), "anchor_weight": 1.0, "anchor_steps": min(3000, budget)}
-        cameras = tuple(image["cameras"])
-        with StandIn(standin, "robot", domain, cameras, image["image_size"]), \
-                StandIn(standin, "eval", domain, cameras, image["image_size"]):
-            evals = _train(out, {**settings, "out_dir": str(out), "total_env_steps": min(budget, 5_000)})
+        pixel_finetune = settings["asymmetric_finetune"]
+        out = Path(pixel_finetune["out_dir"])
+        cameras, size = tuple(pixel_finetune["cameras"]), pixel_finetune["image_size"]
+        with StandIn(standin, "robot", domain, cameras, size), StandIn(standin, "eval", domain, cameras, size):
+            evals = _train(out, pixel_finetune)
         curves["asymmetric_finetune"] = [(e["env_step"], e["success_rate"]) for e in evals]
         record(f"{name}_asymmetric_finetune", evals)
     fine, scratch_steps = (results.get(f"{name}_{r}_standin_steps_to_90pct") for r in ("finetune", "scratch"))

@@ -63,6 +63,9 @@ class TrainConfig:
     obs_mode: str = "state"
     image_size: int = 64
     cameras: tuple[str, ...] = ("front", "wrist")
+    # The last N commands sent, as observation `previous_actions` (robot_rl.action_history): a robot
+    # whose commands act late (latency) is then Markov again. The same in the sim and on the robot.
+    action_history: int = 0
     seed: int = 0
     total_env_steps: int = 10_000
     num_demos: int = 10  # scripted-expert demos recorded when no demo file is given
@@ -158,7 +161,8 @@ class TrainConfig:
         if self.obs_mode not in ("state", "pixels"):
             bad("obs_mode", "must be 'state' or 'pixels'")
         for name, low in (("total_env_steps", 1), ("num_demos", 0), ("random_steps", 0),
-                          ("learning_starts", 1), ("critic_warmup_steps", 0), ("anchor_steps", 1), ("buffer_capacity", 1000), ("eval_every", 1),
+                          ("learning_starts", 1), ("critic_warmup_steps", 0), ("action_history", 0), ("anchor_steps", 1),
+                          ("buffer_capacity", 1000), ("eval_every", 1),
                           ("eval_episodes", 1), ("checkpoint_every", 1), ("torch_threads", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -184,7 +188,16 @@ def make_env(cfg: TrainConfig, in_process: bool = False, evaluation: bool = Fals
     """The env to act in: the task's in-process simulator (domain-randomised if configured, except for
     `evaluation`), or with `robot.enabled` (and not `in_process`) a `robot_rl.ros.RobotEnv` that
     observes and acts like it through ROS 2. Only a learning robot env reads privileged state: an
-    `evaluation` one is for the actor alone."""
+    `evaluation` one is for the actor alone. With `action_history`, either observes its last commands."""
+    env = _make_base_env(cfg, in_process, evaluation)
+    if cfg.action_history:
+        from robot_rl.action_history import ActionHistory
+
+        env = ActionHistory(env, cfg.action_history)
+    return env
+
+
+def _make_base_env(cfg: TrainConfig, in_process: bool, evaluation: bool):
     if cfg.robot.enabled and not in_process:
         from robot_rl.ros.robot_env import RobotEnv, RobotEnvConfig
 

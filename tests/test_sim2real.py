@@ -182,6 +182,50 @@ def test_evaluate_a_run_in_the_sim_and_zero_shot_on_a_standin(tmp_path):
         evaluate_checkpoint(tmp_path / "nothing")
 
 
+def _flat(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
+    """What benchmarks/sim2real.py trains is configs/sim2real/*.yaml plus only how it measures: a recipe
+    setting changed in the benchmark alone (and so measured but never shipped) fails here."""
+    import importlib.util
+
+    from robot_rl.config import load_yaml
+    from robot_rl.train import TrainConfig
+
+    spec = importlib.util.spec_from_file_location("sim2real_benchmark", ROOT / "benchmarks" / "sim2real.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    measurement = {"eval_every", "eval_episodes", "seed", "out_dir", "warm_start", "robot.domain_id",
+                   "robot.eval_namespace", "distill.teacher"}
+    settings = bench.recipe_settings("pick", tmp_path, quick=False, domain=7, seed=3)
+    for recipe_name, config_name in bench.RECIPE_CONFIGS.items():
+        shipped = _flat(load_yaml(ROOT / "configs" / "sim2real" / f"pick_cube_{config_name}.yaml"))
+        measured = _flat(settings[recipe_name])
+        assert set(measured) - set(shipped) <= measurement, recipe_name
+        assert {k: v for k, v in measured.items() if k not in measurement} == \
+            {k: v for k, v in shipped.items() if k not in measurement}, recipe_name
+        assert measured["seed"] == 3 and measured["eval_episodes"] == 20
+        TrainConfig.from_dict(settings[recipe_name])  # and each is a valid run
+    dr, finetune = settings["sim_dr"], settings["finetune"]
+    assert finetune["warm_start"] == str(tmp_path / "pick_sim_dr" / "checkpoint.pt")
+    assert finetune["robot"]["domain_id"] == 7 and finetune["robot"]["eval_namespace"] == "eval"
+    # The baselines: scratch gets fine-tuning's budget and the DR policy's observation.
+    assert settings["scratch"]["total_env_steps"] == finetune["total_env_steps"]
+    assert settings["scratch"].get("action_history", 0) == dr.get("action_history", 0) == finetune.get("action_history", 0)
+    assert settings["hybrid"]["randomization"] == dr["randomization"]
+    # Peg takes pick's recipes with its own task and demos; quick mode shrinks budgets, not recipes.
+    peg = bench.recipe_settings("peg", tmp_path, quick=True, domain=7)
+    assert peg["sim_dr"]["task"] == "PegInsertion-v0" and peg["sim_dr"]["num_demos"] == 20
+    assert peg["finetune"]["num_demos"] == 0 and peg["finetune"]["total_env_steps"] == 300
+    assert peg["finetune"]["agent"]["num_critics"] == finetune["agent"]["num_critics"]
+    assert peg["finetune"]["critic_warmup_steps"] == 100 and peg["sim_dr"]["randomization"] == dr["randomization"]
+
+
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     """Every recipe through ROS 2 against stand-in nodes, at tiny budgets (the pipeline, not the numbers):
     (a) domain randomisation zero-shot, (c) WSRL fine-tuning and (d) hybrid against training from scratch,

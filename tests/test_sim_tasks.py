@@ -197,14 +197,20 @@ def test_randomization_is_seeded_applied_and_never_compounds():
     assert info_off["randomization"]["friction_scale"] == 1.0
 
 
-def test_action_latency_delays_the_executed_action():
+def test_action_latency_delays_the_applied_action_and_reports_the_sent_one():
     env = sim.make("PickCube-v0", randomization={
         "enabled": True, "action_latency_steps": (2, 2), "observation_noise_std": 0.0})
     env.reset(seed=0)
+    start = env.target_position.copy()
     actions = [np.array([0.5, 0, 0, 1.0]), np.array([0, 0.5, 0, 1.0]), np.array([0, 0, 0.5, 1.0])]
-    executed = [env.step(a)[-1]["executed_action"] for a in actions]
-    np.testing.assert_array_equal(executed[0][:3], 0.0)  # hold actions fill the pipe at reset
-    np.testing.assert_array_equal(executed[2], actions[0].astype(np.float32))
+    infos = [env.step(a)[-1] for a in actions]
+    np.testing.assert_array_equal(infos[0]["applied_action"][:3], 0.0)  # hold actions fill the pipe at reset
+    np.testing.assert_array_equal(infos[2]["applied_action"], actions[0].astype(np.float32))
+    # A robot reports the command it was sent; so does the sim, so both store the same action.
+    for info, action in zip(infos, actions):
+        np.testing.assert_array_equal(info["executed_action"], action.astype(np.float32))
+    moved = env.target_position - start
+    assert moved[0] > 0 and moved[1] == pytest.approx(0.0) and moved[2] == pytest.approx(0.0)
 
 
 def test_observation_noise_perturbs_observations_only():

@@ -61,6 +61,11 @@ class Teacher:
             raise ValueError("the teacher needs the simulator's privileged state: the student's env must have "
                              "privileged=True")
         teacher_obs = {"proprio": obs["proprio"], "object": obs["privileged"]}
+        if self._cfg.action_history:  # a teacher that reads its last commands: the student's env records them
+            if "previous_actions" not in obs or obs["previous_actions"].shape[-1] != self._cfg.action_history * self._action_dim:
+                raise ValueError(f"distill.teacher observes its last {self._cfg.action_history} actions: set the "
+                                 f"student's action_history={self._cfg.action_history} as well")
+            teacher_obs["previous_actions"] = obs["previous_actions"]
         if self.agent is None:  # built on first use, from the observation it will read
             self.agent = SACAgent(ObsSpec.from_obs(teacher_obs), self._action_dim, self._cfg.agent)
             try:

@@ -218,11 +218,11 @@ class ManipulationEnv(gym.Env):
         cfg = self.config
         action = np.clip(validate_action(action, cfg.action), -1.0, 1.0)
         self._pending_actions.append(action)
-        executed = self._pending_actions.popleft()  # == action unless latency is randomised
+        applied = self._pending_actions.popleft()  # == action unless latency is randomised
 
         # Deltas move the previous target, not the measured pose: motion that the arm's dynamics
         # add on an axis the action leaves at zero is then corrected instead of kept.
-        command = action_to_command(executed, cfg.action, self._target_pos, self._target_rot,
+        command = action_to_command(applied, cfg.action, self._target_pos, self._target_rot,
                                     current_opening=self._gripper_opening)
         target_rot = command.rotation if cfg.action.rotation else self._reference_rotation
         status = self.command_pose(command.position, target_rot)
@@ -236,7 +236,10 @@ class ManipulationEnv(gym.Env):
             "gripper_toggled": toggled,  # the gripper switched between open and closed this step
             "success": success,
             "is_success": success,
-            "executed_action": executed.astype(np.float32),
+            # The command sent, as a robot reports it: with latency it acts `action_latency_steps` later,
+            # and a learner that stored the delayed one would credit this step's state to an old command.
+            "executed_action": action.astype(np.float32),
+            "applied_action": applied.astype(np.float32),  # the command acting on the arm this step
             "safety": {k: v for k, v in vars(status).items() if v} | {k: v for k, v in vars(hold).items() if v},
         }
         return self._observation(), reward, terminated, truncated, info
