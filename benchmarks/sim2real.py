@@ -60,6 +60,7 @@ def recipe(name: str, recipe_name: str) -> dict:
     if own.exists():
         return load_yaml(own)
     values = load_yaml(CONFIGS / f"pick_cube_{RECIPE_CONFIGS[recipe_name]}.yaml")
+    # The task's own demo count, except in recipes that record none (fine-tuning, distillation).
     return {**values, "task": task, "num_demos": demos if values.get("num_demos", 10) else 0}
 
 

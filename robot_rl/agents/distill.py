@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_rl.action_history import KEY as PREVIOUS_ACTIONS
 from robot_rl.agents.sac import SACAgent
 from robot_rl.replay import Batch, ObsSpec
 
@@ -61,11 +62,12 @@ class Teacher:
             raise ValueError("the teacher needs the simulator's privileged state: the student's env must have "
                              "privileged=True")
         teacher_obs = {"proprio": obs["proprio"], "object": obs["privileged"]}
-        if self._cfg.action_history:  # a teacher that reads its last commands: the student's env records them
-            if "previous_actions" not in obs or obs["previous_actions"].shape[-1] != self._cfg.action_history * self._action_dim:
-                raise ValueError(f"distill.teacher observes its last {self._cfg.action_history} actions: set the "
-                                 f"student's action_history={self._cfg.action_history} as well")
-            teacher_obs["previous_actions"] = obs["previous_actions"]
+        history = self._cfg.action_history
+        if history:  # a teacher that reads its last commands: the student's env must record as many
+            if PREVIOUS_ACTIONS not in obs or obs[PREVIOUS_ACTIONS].shape[-1] != history * self._action_dim:
+                raise ValueError(f"distill.teacher observes its last {history} actions: set the student's "
+                                 f"action_history={history} as well")
+            teacher_obs[PREVIOUS_ACTIONS] = obs[PREVIOUS_ACTIONS]
         if self.agent is None:  # built on first use, from the observation it will read
             self.agent = SACAgent(ObsSpec.from_obs(teacher_obs), self._action_dim, self._cfg.agent)
             try:
