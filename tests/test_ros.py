@@ -261,10 +261,11 @@ def test_a_teleop_node_drives_a_remote_reader_and_goes_inactive_when_it_stops():
 
     domain = fresh_domain_id()
     reader = RosTeleopDevice(TeleopConfig(), domain_id=domain)
-    # Untouched until 3 s (discovery), then pushes +x and presses success, lets go at 4 s.
-    script = [(3.0, [1.0, 0, 0], ["success"]), (3.2, [1.0, 0, 0], []), (4.0, [0, 0, 0], [])]
+    # Untouched until 6 s, then pushes +x and presses success, lets go at 7 s. The success press is sent
+    # once: discovery (~2.5 s here, over 3 s on a loaded CI machine) must be over by then.
+    script = [(6.0, [1.0, 0, 0], ["success"]), (6.2, [1.0, 0, 0], []), (7.0, [0, 0, 0], [])]
     try:
-        with TeleopNodeProcess(domain, script, seconds=6.0) as node:
+        with TeleopNodeProcess(domain, script, seconds=9.0) as node:
             seen_active, events = None, []
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline and node.process.is_alive():
