@@ -111,7 +111,9 @@ def test_two_actor_processes_feed_one_learner(tmp_path):
     from robot_rl.episodes import iter_episodes
 
     kept = [episode for _, episode in iter_episodes(tmp_path / "episodes")]
-    assert len(kept) == 2 and all(e.actor_id == "sim0" and e.task == "PickCube-v0" for e in kept)
+    # sim0 stops at 2 episodes, or sooner when sim1 alone brings the run to its steps (a slow start).
+    assert 1 <= len(kept) == summaries[0]["episodes"] <= 2
+    assert all(e.actor_id == "sim0" and e.task == "PickCube-v0" for e in kept)
     assert sum(e.length for e in kept) == summaries[0]["env_steps"]
     evals = (tmp_path / "run" / "eval.jsonl").read_text().splitlines()
     assert len(evals) >= 2
