@@ -254,7 +254,7 @@ def _cmd_teleop(args: argparse.Namespace) -> int:
     from robot_rl.ros.teleop_session import main as run
 
     return run(args.profile, args.device, args.episodes_dir, args.episodes, args.obs_mode, args.image_size,
-               args.domain_id)
+               args.domain_id, args.action_history)
 
 
 def _cmd_teleop_node(args: argparse.Namespace) -> int:
@@ -444,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     teleop.add_argument("--obs-mode", choices=("state", "pixels"), default="pixels")
     teleop.add_argument("--image-size", type=int, default=128)
     teleop.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    teleop.add_argument("--action-history", type=int, default=0, metavar="N",
+                        help="observe the last N commands sent, as a run with `action_history: N` does (default 0)")
     teleop.set_defaults(func=_cmd_teleop)
 
     teleop_node = sub.add_parser(

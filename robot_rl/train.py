@@ -69,7 +69,9 @@ class TrainConfig:
     seed: int = 0
     total_env_steps: int = 10_000
     num_demos: int = 10  # scripted-expert demos recorded when no demo file is given
-    demo_path: str | None = None  # a ReplayBuffer .npz of demos for this task
+    # demos for this task: a ReplayBuffer .npz, or a directory of episode files (`robot-rl teleop`,
+    # `robot-rl dataset record-demos`, actors' --episodes-dir), of which the successful ones are used
+    demo_path: str | None = None
     random_steps: int = 0  # uniform-random actions before the policy acts (RLPD with demos: 0)
     learning_starts: int = 256  # online transitions before updates begin (WSRL's warm-up)
     # Online steps after learning_starts with critic-only updates: pre-trained critics first learn the
@@ -271,6 +273,17 @@ def evaluate_checkpoint(run_dir: str | Path, overrides: dict[str, Any] | None = 
     return {"run": str(run_dir), "episodes": episodes, "robot": cfg.robot.enabled, **result}
 
 
+def _history_hint(stored: dict, expected: dict, action_history: int) -> str:
+    """Why a demo file lacks (or has) the last-commands observation, and how to make them agree."""
+    from robot_rl.action_history import KEY
+
+    if (KEY in stored) == (KEY in expected):
+        return ""
+    return (f"; the run observes {KEY!r} (action_history={action_history}) and the demos "
+            f"{'do' if KEY in stored else 'do not'}: record them with `robot-rl teleop --action-history "
+            f"{action_history}` or set action_history to what they were recorded with")
+
+
 def record_demos(env, task: str, episodes: int, seed: int, capacity: int) -> ReplayBuffer:
     """Successful scripted-expert episodes (seeds from `seed` on) in a buffer of their own."""
     expert = expert_for(task, env)
@@ -438,12 +451,18 @@ class Trainer:
     def _initial_demos(self) -> ReplayBuffer | None:
         cfg = self.cfg
         if cfg.demo_path is not None:
-            demos = ReplayBuffer.load(cfg.demo_path)
+            if Path(cfg.demo_path).is_dir():
+                from robot_rl.episodes import load_replay_buffer
+
+                demos = load_replay_buffer(cfg.demo_path, task=cfg.task, success_only=True)
+            else:
+                demos = ReplayBuffer.load(cfg.demo_path)
             if demos.obs_spec.shapes != self.obs_spec.shapes or demos.action_dim != self.action_dim:
                 raise ValueError(
-                    f"demo file {cfg.demo_path} does not fit task {cfg.task} ({cfg.obs_mode}): it stores "
+                    f"demos {cfg.demo_path} do not fit task {cfg.task} ({cfg.obs_mode}): it stores "
                     f"observations {demos.obs_spec.shapes} and {demos.action_dim}-d actions, the task has "
-                    f"{self.obs_spec.shapes} and {self.action_dim}-d actions")
+                    f"{self.obs_spec.shapes} and {self.action_dim}-d actions"
+                    + _history_hint(demos.obs_spec.shapes, self.obs_spec.shapes, cfg.action_history))
             return demos
         if cfg.num_demos == 0:
             return None

@@ -76,3 +76,36 @@ def test_a_distillation_student_must_observe_what_its_teacher_did(tmp_path):
         Trainer(TrainConfig.from_dict({**student, "out_dir": str(tmp_path / "without")})).run()
     Trainer(TrainConfig.from_dict({**student, "out_dir": str(tmp_path / "with"), "action_history": 2})).run()
     assert (tmp_path / "with" / "checkpoint.pt").exists()
+
+
+def test_teleop_demos_record_the_history_and_train_a_run_that_observes_it(tmp_path):
+    """`robot-rl teleop --action-history N` records what a run with `action_history: N` observes; its
+    episode directory is that run's `demo_path`, and a run that observes no history says why it refuses it."""
+    from controllers.actions import ActionSpec
+    from hardware.teleop import ScriptedDevice, TeleopConfig
+    from robot_rl.episodes import iter_episodes
+    from robot_rl.ros.teleop_session import run_teleop
+    from robot_rl.train import TrainConfig, Trainer
+
+    ticks = iter(np.arange(0.0, 100.0, 0.1))  # each poll is 0.1 s later
+    script = [(0.0, (0.5, 0.0, 0.0), ()), (0.25, (0.0, -0.5, 0.0), ()), (0.45, (), ("success",)),
+              (0.55, (), ()), (0.75, (0.0, 0.0, 0.5), ()), (0.95, (), ("success",))]
+    device = ScriptedDevice(script, TeleopConfig.for_action_spec(ActionSpec()), clock=lambda: next(ticks))
+    env = ActionHistory(sim.make("PickCube-v0"), 2)
+    saved = run_teleop(env, device, tmp_path / "demos", "PickCube-v0", episodes=2, log=lambda _: None)
+    env.close()
+    assert len(saved) == 2
+    episodes = [episode for _, episode in iter_episodes(tmp_path / "demos")]
+    first = episodes[0]
+    assert first.success and first.intervened.all() and first.observations[KEY].shape == (first.length + 1, 8)
+    # Every frame's history is the two commands sent before it, oldest first (zeros before the first).
+    sent = np.vstack([np.zeros((2, 4), np.float32), first.action])
+    for t in range(first.length + 1):
+        np.testing.assert_array_equal(first.observations[KEY][t], sent[t:t + 2].reshape(-1))
+
+    small = {"tensorboard": False, "progress": False, "eval_episodes": 1, "total_env_steps": 20, "eval_every": 20,
+             "learning_starts": 10, "agent": {"batch_size": 8, "utd": 1}, "demo_path": str(tmp_path / "demos")}
+    result = Trainer(TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "run"), "action_history": 2})).run()
+    assert result["env_steps"] == 20
+    with pytest.raises(ValueError, match="robot-rl teleop --action-history 0"):
+        Trainer(TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "plain")})).run()

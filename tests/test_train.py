@@ -73,7 +73,7 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
 def test_demo_file_of_another_task_is_refused(tmp_path):
     buf = ReplayBuffer(10, ObsSpec({"proprio": (13,), "object": (13,)}, {"proprio": "float32", "object": "float32"}), 3)
     buf.save(tmp_path / "peg_demos.npz")
-    with pytest.raises(ValueError, match="does not fit task PickCube-v0"):
+    with pytest.raises(ValueError, match="do not fit task PickCube-v0"):
         Trainer(_tiny(tmp_path / "run", demo_path=str(tmp_path / "peg_demos.npz")))
 
 

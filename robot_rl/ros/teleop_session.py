@@ -56,13 +56,17 @@ def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int |
 
 
 def main(profile_name: str, device_kind: str, episodes_dir: str, episodes: int | None,
-         obs_mode: str, image_size: int, domain_id: int | None) -> int:
+         obs_mode: str, image_size: int, domain_id: int | None, action_history: int = 0) -> int:
     from hardware.robots import load_profile
     from robot_rl.ros.robot_env import RobotEnv, RobotEnvConfig
 
     profile = load_profile(profile_name)
     env = RobotEnv(RobotEnvConfig.from_profile(profile, obs_mode=obs_mode, image_size=image_size,
                                                domain_id=domain_id, episode_steps=10_000))
+    if action_history:  # demos for a run with `action_history: N` observe the last N commands too
+        from robot_rl.action_history import ActionHistory
+
+        env = ActionHistory(env, action_history)
     device = make_device(device_kind, TeleopConfig.for_action_spec(profile.action))
     try:
         run_teleop(env, device, episodes_dir, profile.task, episodes, robot_profile=profile.name)
