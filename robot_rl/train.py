@@ -459,7 +459,7 @@ class Trainer:
                 demos = ReplayBuffer.load(cfg.demo_path)
             if demos.obs_spec.shapes != self.obs_spec.shapes or demos.action_dim != self.action_dim:
                 raise ValueError(
-                    f"demos {cfg.demo_path} do not fit task {cfg.task} ({cfg.obs_mode}): it stores "
+                    f"demos {cfg.demo_path} do not fit task {cfg.task} ({cfg.obs_mode}): they store "
                     f"observations {demos.obs_spec.shapes} and {demos.action_dim}-d actions, the task has "
                     f"{self.obs_spec.shapes} and {self.action_dim}-d actions"
                     + _history_hint(demos.obs_spec.shapes, self.obs_spec.shapes, cfg.action_history))

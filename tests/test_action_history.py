@@ -107,5 +107,9 @@ def test_teleop_demos_record_the_history_and_train_a_run_that_observes_it(tmp_pa
              "learning_starts": 10, "agent": {"batch_size": 8, "utd": 1}, "demo_path": str(tmp_path / "demos")}
     result = Trainer(TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "run"), "action_history": 2})).run()
     assert result["env_steps"] == 20
+    from robot_rl.replay import ReplayBuffer
+
+    demos = ReplayBuffer.load(tmp_path / "run" / "demo_buffer.npz")  # both teleop episodes, every step
+    assert demos.transitions_written == sum(e.length for e in episodes)
     with pytest.raises(ValueError, match="robot-rl teleop --action-history 0"):
         Trainer(TrainConfig.from_dict({**small, "out_dir": str(tmp_path / "plain")})).run()
