@@ -4,7 +4,8 @@ checkpoints that resume exactly, and a learning-curve PNG.
 Run layout (`out_dir`):
     config.json              the full TrainConfig of the run
     checkpoint.pt            agent, optimisers, temperature, counters, RNG states (atomic)
-    online_buffer.npz        online replay (atomic), demo_buffer.npz: the demos
+    online_buffer.npz        online replay, demo_buffer.npz: the demos (staged as *.next.npz, renamed
+                             into place once checkpoint.pt counts them: a crash mid-save resumes)
     eval.jsonl               one line per evaluation: env_step, success_rate, mean_return, wall_s
     learning_curve.png       success rate vs env steps
     tensorboard/             TensorBoard event files
@@ -425,7 +426,9 @@ class Trainer:
             self.demos = self._initial_demos()
             if self.demos is None and cfg.human.enabled:  # interventions will fill it
                 self.demos = ReplayBuffer(max(cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)
-            self._save_demos()
+            if self.demos is not None:  # no checkpoint counts it yet: written in place, once
+                self.demos.save(self.out / "demo_buffer.npz")
+                self._demos_saved_at = self.demos.transitions_written
         self.human = self.segments = None
         if cfg.human.enabled:
             self.human = SimulatedHuman(self.env, cfg.task, cfg.human, seed=cfg.seed)
@@ -474,11 +477,13 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save(self, extra: dict[str, Any] | None = None) -> None:
-        """Buffers first, then the checkpoint that refers to them: a crash between the two leaves the
-        previous checkpoint, which still matches the previous buffers only if nothing was appended
-        since, so buffers carry the counters they were saved at and are checked on load."""
-        self.online.save(self.out / "online_buffer.npz")
-        self._save_demos()  # interventions add to it
+        """Buffers are staged beside the files they replace (`*.next.npz`), then the checkpoint that
+        counts them is written, then the staged buffers are renamed into place. A crash at any point
+        leaves a checkpoint and buffers that agree: `_load` promotes a staged buffer the checkpoint
+        counts and discards one it does not (a kill -9 mid-save must not make a run unresumable)."""
+        staged = [self._stage(self.online, "online_buffer")]
+        if self.demos is not None and self.demos.transitions_written != self._demos_saved_at:
+            staged.append(self._stage(self.demos, "demo_buffer"))  # only interventions add to it
         lines = "".join(json.dumps(e) + "\n" for e in self.episode_log).encode()
         atomic_write(self.out / "episodes.jsonl", lambda f: f.write(lines))
         self._save_reward_frames()
@@ -497,6 +502,29 @@ class Trainer:
             **(extra or {}),
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
+        for path in staged:
+            path.replace(path.with_name(path.name.replace(".next.npz", ".npz")))
+        if self.demos is not None:
+            self._demos_saved_at = self.demos.transitions_written
+
+    def _stage(self, buffer: ReplayBuffer, name: str) -> Path:
+        path = self.out / f"{name}.next.npz"
+        buffer.save(path)
+        return path
+
+    def _load_buffer(self, name: str, expected: int) -> ReplayBuffer:
+        """The buffer file the checkpoint counts `expected` transitions in, after a crash mid-save."""
+        final, staged = self.out / f"{name}.npz", self.out / f"{name}.next.npz"
+        if staged.exists():
+            if ReplayBuffer.load(staged).transitions_written == expected:  # crashed after the checkpoint
+                staged.replace(final)
+            else:  # crashed before it: the checkpoint still counts the previous file
+                staged.unlink()
+        buffer = ReplayBuffer.load(final)
+        if buffer.transitions_written != expected:
+            raise ValueError(f"{final} holds {buffer.transitions_written} transitions but the checkpoint "
+                             f"{self.out / 'checkpoint.pt'} expects {expected}")
+        return buffer
 
     def _save_reward_frames(self) -> None:
         frames = getattr(self.env, "reviewed_frames", lambda: None)()
@@ -506,13 +534,6 @@ class Trainer:
         if self._prior_reward_frames is not None:  # kept before a resume
             frames = FrameDataset.concat(self._prior_reward_frames, frames)
         frames.save(path)
-
-    def _save_demos(self) -> None:
-        """Write the demo/intervention buffer when it has changed since it was last written (only
-        interventions add to it: a fixed demo set is written once, not at every checkpoint)."""
-        if self.demos is not None and self.demos.transitions_written != self._demos_saved_at:
-            self.demos.save(self.out / "demo_buffer.npz")
-            self._demos_saved_at = self.demos.transitions_written
 
     @staticmethod
     def _read_checkpoint(path: Path) -> dict:
@@ -527,16 +548,9 @@ class Trainer:
             self.agent.load_state_dict(state["agent"])
         except Exception as err:  # shapes or keys of another config
             raise ValueError(f"checkpoint {path} does not match this config: {err}") from err
-        self.online = ReplayBuffer.load(self.out / "online_buffer.npz")
-        if self.online.transitions_written != state["online_transitions"]:
-            raise ValueError(f"{self.out / 'online_buffer.npz'} holds {self.online.transitions_written} "
-                             f"transitions but the checkpoint expects {state['online_transitions']}")
-        demo_file = self.out / "demo_buffer.npz"
-        self.demos = ReplayBuffer.load(demo_file) if demo_file.exists() else None
-        if self.demos is not None and self.demos.transitions_written != state.get("demo_transitions",
-                                                                                 self.demos.transitions_written):
-            raise ValueError(f"{demo_file} holds {self.demos.transitions_written} transitions but the "
-                             f"checkpoint expects {state['demo_transitions']}")
+        self.online = self._load_buffer("online_buffer", state["online_transitions"])
+        has_demos = (self.out / "demo_buffer.npz").exists() or (self.out / "demo_buffer.next.npz").exists()
+        self.demos = self._load_buffer("demo_buffer", state["demo_transitions"]) if has_demos else None
         self._demos_saved_at = self.demos.transitions_written if self.demos is not None else -1
         self.episode_log = state.get("episode_log", [])
         self._human_rng = state.get("human_rng")

@@ -21,6 +21,21 @@ TINY = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_ever
         "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd": 1}}
 
 
+_processes: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    """A failed test must not leave actors or learners running (and eating CPU and memory) under the
+    rest of the suite."""
+    yield
+    while _processes:
+        proc = _processes.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def _free_ports(n=2) -> list[int]:
     sockets = [socket.socket() for _ in range(n)]
     for s in sockets:
@@ -55,8 +70,9 @@ def _actor(ports, actor_id: str, spool: Path, episodes: int | None, flush_s=10.0
         cmd += ["--episodes", str(episodes)]
     if episodes_dir is not None:
         cmd += ["--episodes-dir", str(episodes_dir)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _processes.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1"}))
+    return _processes[-1]
 
 
 def _finish(proc: subprocess.Popen, timeout=120) -> dict:
@@ -221,8 +237,9 @@ def _learner_process(ports, out: Path, resume: bool, **overrides) -> subprocess.
     cmd = [sys.executable, "-m", "robot_rl.cli", "learner", "--out", str(out), "--data-port", str(ports[0]),
            "--weights-port", str(ports[1])]
     cmd += ["--resume"] if resume else ["--set", *_set_args({**TINY, **overrides})]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    _processes.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       env={**os.environ, "OMP_NUM_THREADS": "1"}))
+    return _processes[-1]
 
 
 def _spooled_total(spool: Path) -> int:

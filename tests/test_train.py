@@ -70,6 +70,56 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
         (tmp_path / "b" / "eval.jsonl").read_text().count("\n")
 
 
+@pytest.mark.parametrize("crash_at", ["before_checkpoint", "before_rename"])
+def test_a_crash_mid_save_leaves_a_resumable_run(tmp_path, monkeypatch, crash_at):
+    """A kill -9 can land between writing the buffers and the checkpoint that counts them, or between
+    that checkpoint and renaming the staged buffers into place: either way the run resumes."""
+    import robot_rl.train as train_module
+
+    trainer = Trainer(_tiny(tmp_path, total_env_steps=10**6))
+    trainer._start = 0.0  # as run() sets it
+    rng = np.random.default_rng(0)
+
+    def collect(steps):  # one episode of random actions, cut at `steps`
+        trainer._reset_episode()
+        for t in range(steps):
+            obs, reward, terminated, truncated, info = trainer.env.step(rng.uniform(-1, 1, trainer.action_dim))
+            trainer.online.add(info["executed_action"], reward, obs, terminated, truncated or t == steps - 1)
+            trainer.env_steps += 1
+            if terminated:
+                break
+
+    collect(60)
+    trainer.save()
+    saved_steps = trainer.env_steps
+    collect(40)
+    real_write, real_replace = train_module.atomic_write, Path.replace
+
+    def crash_on_checkpoint(path, write):
+        if Path(path).name == "checkpoint.pt":
+            raise _Crash()
+        real_write(path, write)
+
+    def crash_on_rename(self, target):
+        if self.name.endswith(".next.npz"):
+            raise _Crash()
+        return real_replace(self, target)
+
+    if crash_at == "before_checkpoint":
+        monkeypatch.setattr(train_module, "atomic_write", crash_on_checkpoint)
+    else:
+        monkeypatch.setattr(Path, "replace", crash_on_rename)
+    with pytest.raises(_Crash):
+        trainer.save()
+    monkeypatch.undo()
+    assert (tmp_path / "online_buffer.next.npz").exists()
+    resumed = Trainer(_tiny(tmp_path, total_env_steps=10**6), resume=True)
+    expected = saved_steps if crash_at == "before_checkpoint" else trainer.env_steps
+    assert resumed.env_steps == expected
+    assert resumed.online.transitions_written == trainer.online.transitions_written - (trainer.env_steps - expected)
+    assert not (tmp_path / "online_buffer.next.npz").exists()
+
+
 def test_demo_file_of_another_task_is_refused(tmp_path):
     buf = ReplayBuffer(10, ObsSpec({"proprio": (13,), "object": (13,)}, {"proprio": "float32", "object": "float32"}), 3)
     buf.save(tmp_path / "peg_demos.npz")
