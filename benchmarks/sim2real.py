@@ -3,7 +3,7 @@ robot (`sim/standins/`, served behind ROS 2 like hardware), and how many stand-i
 needs compared with training there from scratch.
 
     python benchmarks/sim2real.py [--quick] [--out FILE.json] [--tasks pick peg] [--plot FILE.png]
-                                  [--pixels | --recipes NAME ...] [--work-dir DIR]
+                                  [--pixels | --recipes NAME ...] [--scratch-steps N] [--work-dir DIR]
 
 Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
 against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node. Each
@@ -14,7 +14,8 @@ task and demos); the benchmark sets only the evaluations, seed and robots, and t
 - finetune: the DR policy fine-tuned on the stand-in (recipe c, after WSRL: the sim actor, no offline
   data, fresh critics warmed up before the actor moves, a constant anchor to the sim actor), success on
   the stand-in along the way;
-- scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos);
+- scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos),
+  or --scratch-steps N when scratch needs longer to reach 90% (a finished shorter run is continued);
 - hybrid: as scratch, with a randomised simulator beside the stand-in whose transitions fill half of
   each critic batch, weighted by the learned dynamics-gap ratio (recipe d, H2O).
 - with --pixels: an asymmetric actor-critic from pixels (recipe b) and a pixel student distilled from
@@ -65,7 +66,7 @@ def recipe(name: str, recipe_name: str) -> dict:
 
 
 TRAIN = ("import json, sys; from robot_rl.train import TrainConfig, Trainer; "
-         "Trainer(TrainConfig.from_dict(json.load(open(sys.argv[1])))).run()")
+         "Trainer(TrainConfig.from_dict(json.load(open(sys.argv[1]))), resume=sys.argv[2] == 'resume').run()")
 
 
 class StandIn:
@@ -90,18 +91,25 @@ class StandIn:
 
 
 def _train(out: Path, settings: dict) -> list[dict]:
-    """Train in a process of its own; a finished run with the same settings (in --work-dir) is reused."""
+    """Train in a process of its own. In --work-dir, a finished run with the same settings is reused, and
+    a finished run that differs only in a smaller `total_env_steps` is continued to the new budget."""
     settings = {**settings, "tensorboard": False, "progress": False}
     config = out.with_suffix(".json")
     evals = out / "eval.jsonl"
-    if config.exists() and json.loads(config.read_text()) == settings and evals.exists():
+    extend = False
+    if config.exists() and evals.exists() and (out / "checkpoint.pt").exists():
+        before = json.loads(config.read_text())
         done = [json.loads(line) for line in evals.read_text().splitlines()]
-        if done and done[-1]["env_step"] >= settings["total_env_steps"] and (out / "checkpoint.pt").exists():
+        finished = bool(done) and done[-1]["env_step"] >= before["total_env_steps"]
+        if finished and before == settings:
             return done
-    shutil.rmtree(out, ignore_errors=True)  # an unfinished or different run: start over
+        extend = finished and {**before, "total_env_steps": settings["total_env_steps"]} == settings and \
+            before["total_env_steps"] < settings["total_env_steps"]
+    if not extend:
+        shutil.rmtree(out, ignore_errors=True)  # an unfinished or different run: start over
     config.write_text(json.dumps(settings))
-    run = subprocess.run([sys.executable, "-c", TRAIN, str(config)], capture_output=True, text=True, cwd=ROOT,
-                         check=False)
+    run = subprocess.run([sys.executable, "-c", TRAIN, str(config), "resume" if extend else "new"],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
     if run.returncode != 0:
         raise RuntimeError(f"training {out.name} failed:\n{run.stderr[-3000:]}")
     return [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
@@ -129,9 +137,11 @@ STATE_RECIPES = ("sim_nominal", "sim_dr", "finetune", "scratch", "hybrid")
 PIXEL_RECIPES = ("asymmetric", "distill", "asymmetric_finetune")
 
 
-def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int = 0) -> dict[str, dict]:
+def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int = 0,
+                    scratch_steps: int | None = None) -> dict[str, dict]:
     """Every recipe's training settings for task `name`, runs under `root`: the shipped configs plus how the
-    benchmark measures; the baselines (nominal sim, scratch, hybrid) from the task's defaults."""
+    benchmark measures; the baselines (nominal sim, scratch, hybrid) from the task's defaults, scratch and
+    hybrid with fine-tuning's budget unless `scratch_steps` says otherwise."""
     from robot_rl.config import merge
 
     task, _, demos = TASKS[name]
@@ -163,7 +173,7 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
     # and the DR policy's observation (and a randomised sim beside it, for hybrid).
     baseline = {"task": task, "num_demos": demos, "action_history": settings["sim_dr"].get("action_history", 0),
                 **measure, **({"agent": {"batch_size": 32, "utd": 1}} if quick else {})}
-    budget = settings["finetune"]["total_env_steps"]
+    budget = scratch_steps or settings["finetune"]["total_env_steps"]
     settings["sim_nominal"] = {**baseline, "action_history": 0, "total_env_steps": 400 if quick else 10_000}
     settings["scratch"] = {**baseline, **robot, "total_env_steps": budget}
     settings["hybrid"] = {**settings["scratch"], "hybrid": {"enabled": True},
@@ -174,7 +184,7 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
 
 
 def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES,
-             seed: int = 0) -> dict:
+             seed: int = 0, scratch_steps: int | None = None) -> dict:
     """Run `recipes` for task `name` under `root`. finetune and distill's teacher start from the sim_dr run,
     asymmetric_finetune from the asymmetric run: a run not among `recipes` must already be in `root`."""
     standin = TASKS[name][1]
@@ -184,7 +194,7 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
         if needed not in recipes and users & set(recipes) and not (run / "checkpoint.pt").exists():
             raise SystemExit(f"{' and '.join(sorted(users))} start from the {needed} run: add {needed} to --recipes, "
                              f"or pass the --work-dir of a run that has {run.name}")
-    settings = recipe_settings(name, root, quick, domain, seed)
+    settings = recipe_settings(name, root, quick, domain, seed, scratch_steps)
     results: dict[str, object] = {}
     curves: dict[str, list] = {}
     started = time.time()
@@ -274,16 +284,21 @@ def main() -> None:
                                                               "distillation from pixels, and fine-tuning (b) on the stand-in (~2 h more per task)")
     parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
                         help="run only these (default: the state recipes, plus the pixel ones with --pixels)")
+    parser.add_argument("--scratch-steps", type=int, default=None, metavar="N",
+                        help="stand-in steps for training from scratch (and hybrid), when fine-tuning's budget "
+                             "is too short for it to reach 90%% (default: fine-tuning's budget)")
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory); "
                                                          "finished runs there are reused, not redone")
     args = parser.parse_args()
     recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
-    results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes), "seed": args.seed}
+    results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes), "seed": args.seed,
+                                  "scratch_steps": args.scratch_steps}
     with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
         root = Path(args.work_dir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         for name in args.tasks:
-            results.update(run_task(name, root, args.quick, args.domain_id, recipes, args.seed))
+            results.update(run_task(name, root, args.quick, args.domain_id, recipes, args.seed,
+                                    args.scratch_steps))
     if args.plot:
         plot(results, args.plot)
         results["plot"] = args.plot

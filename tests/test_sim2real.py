@@ -218,12 +218,34 @@ def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
     assert settings["scratch"]["total_env_steps"] == finetune["total_env_steps"]
     assert settings["scratch"].get("action_history", 0) == dr.get("action_history", 0) == finetune.get("action_history", 0)
     assert settings["hybrid"]["randomization"] == dr["randomization"]
+    longer = bench.recipe_settings("pick", tmp_path, quick=False, domain=7, seed=3, scratch_steps=20_000)
+    assert longer["scratch"]["total_env_steps"] == longer["hybrid"]["total_env_steps"] == 20_000
+    assert longer["finetune"] == finetune
     # Peg takes pick's recipes with its own task and demos; quick mode shrinks budgets, not recipes.
     peg = bench.recipe_settings("peg", tmp_path, quick=True, domain=7)
     assert peg["sim_dr"]["task"] == "PegInsertion-v0" and peg["sim_dr"]["num_demos"] == 20
     assert peg["finetune"]["num_demos"] == 0 and peg["finetune"]["total_env_steps"] == 300
     assert peg["finetune"]["agent"]["num_critics"] == finetune["agent"]["num_critics"]
     assert peg["finetune"]["critic_warmup_steps"] == 100 and peg["sim_dr"]["randomization"] == dr["randomization"]
+
+
+def test_the_benchmark_continues_a_finished_shorter_run_and_restarts_a_different_one(tmp_path):
+    """--scratch-steps on a --work-dir that holds a shorter scratch run trains on from its checkpoint."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sim2real_benchmark", ROOT / "benchmarks" / "sim2real.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "pick_scratch"
+    settings = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_every": 100, "eval_episodes": 1,
+                "total_env_steps": 200, "out_dir": str(out), "agent": {"hidden_dims": [32, 32], "batch_size": 32}}
+    short = bench._train(out, settings)
+    assert [e["env_step"] for e in short] == [100, 200]
+    longer = bench._train(out, {**settings, "total_env_steps": 300})
+    assert longer[:2] == short and [e["env_step"] for e in longer] == [100, 200, 300]  # continued, not redone
+    assert bench._train(out, {**settings, "total_env_steps": 300}) == longer  # finished: reused
+    other = bench._train(out, {**settings, "total_env_steps": 300, "learning_starts": 60})
+    assert [e["env_step"] for e in other] == [100, 200, 300] and other[0] != short[0]  # another run: redone
 
 
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
