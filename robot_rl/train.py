@@ -502,24 +502,29 @@ class Trainer:
             **(extra or {}),
         }
         atomic_write(self.out / "checkpoint.pt", lambda f: torch.save(state, f))
-        for path in staged:
-            path.replace(path.with_name(path.name.replace(".next.npz", ".npz")))
+        for staged_path, final in staged:
+            staged_path.replace(final)
         if self.demos is not None:
             self._demos_saved_at = self.demos.transitions_written
 
-    def _stage(self, buffer: ReplayBuffer, name: str) -> Path:
-        path = self.out / f"{name}.next.npz"
-        buffer.save(path)
-        return path
+    def _buffer_files(self, name: str) -> tuple[Path, Path]:
+        """(the file a buffer lives in, the file it is staged in during a save)."""
+        return self.out / f"{name}.npz", self.out / f"{name}.next.npz"
+
+    def _stage(self, buffer: ReplayBuffer, name: str) -> tuple[Path, Path]:
+        final, staged = self._buffer_files(name)
+        buffer.save(staged)
+        return staged, final
 
     def _load_buffer(self, name: str, expected: int) -> ReplayBuffer:
         """The buffer file the checkpoint counts `expected` transitions in, after a crash mid-save."""
-        final, staged = self.out / f"{name}.npz", self.out / f"{name}.next.npz"
+        final, staged = self._buffer_files(name)
         if staged.exists():
-            if ReplayBuffer.load(staged).transitions_written == expected:  # crashed after the checkpoint
+            buffer = ReplayBuffer.load(staged)
+            if buffer.transitions_written == expected:  # crashed after the checkpoint: promote it
                 staged.replace(final)
-            else:  # crashed before it: the checkpoint still counts the previous file
-                staged.unlink()
+                return buffer
+            staged.unlink()  # crashed before it: the checkpoint still counts the previous file
         buffer = ReplayBuffer.load(final)
         if buffer.transitions_written != expected:
             raise ValueError(f"{final} holds {buffer.transitions_written} transitions but the checkpoint "
@@ -549,7 +554,7 @@ class Trainer:
         except Exception as err:  # shapes or keys of another config
             raise ValueError(f"checkpoint {path} does not match this config: {err}") from err
         self.online = self._load_buffer("online_buffer", state["online_transitions"])
-        has_demos = (self.out / "demo_buffer.npz").exists() or (self.out / "demo_buffer.next.npz").exists()
+        has_demos = any(path.exists() for path in self._buffer_files("demo_buffer"))
         self.demos = self._load_buffer("demo_buffer", state["demo_transitions"]) if has_demos else None
         self._demos_saved_at = self.demos.transitions_written if self.demos is not None else -1
         self.episode_log = state.get("episode_log", [])
