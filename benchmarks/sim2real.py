@@ -272,6 +272,14 @@ def plot(results: dict, path: str) -> None:
     fig.savefig(path, dpi=100)
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: refuse a budget of zero or less before any training starts."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of stand-in steps, got {value}")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets: checks the pipeline, not the numbers")
@@ -284,7 +292,7 @@ def main() -> None:
                                                               "distillation from pixels, and fine-tuning (b) on the stand-in (~2 h more per task)")
     parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
                         help="run only these (default: the state recipes, plus the pixel ones with --pixels)")
-    parser.add_argument("--scratch-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--scratch-steps", type=_positive_int, default=None, metavar="N",
                         help="stand-in steps for training from scratch (and hybrid), when fine-tuning's budget "
                              "is too short for it to reach 90%% (default: fine-tuning's budget)")
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory); "

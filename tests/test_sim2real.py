@@ -248,6 +248,12 @@ def test_the_benchmark_continues_a_finished_shorter_run_and_restarts_a_different
     assert [e["env_step"] for e in other] == [100, 200, 300] and other[0] != short[0]  # another run: redone
 
 
+def test_a_scratch_budget_of_zero_or_less_is_refused_before_any_training():
+    run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--scratch-steps", "0"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, check=False)
+    assert run.returncode == 2 and "--scratch-steps: must be a positive number of stand-in steps" in run.stderr
+
+
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     """Every recipe through ROS 2 against stand-in nodes, at tiny budgets (the pipeline, not the numbers):
     (a) domain randomisation zero-shot, (c) WSRL fine-tuning and (d) hybrid against training from scratch,
