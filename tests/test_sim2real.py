@@ -189,17 +189,23 @@ def _flat(values: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
-    """What benchmarks/sim2real.py trains is configs/sim2real/*.yaml plus only how it measures: a recipe
-    setting changed in the benchmark alone (and so measured but never shipped) fails here."""
+def _benchmark():
+    """benchmarks/sim2real.py as a module (it is a script, not a package)."""
     import importlib.util
-
-    from robot_rl.config import load_yaml
-    from robot_rl.train import TrainConfig
 
     spec = importlib.util.spec_from_file_location("sim2real_benchmark", ROOT / "benchmarks" / "sim2real.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
+    """What benchmarks/sim2real.py trains is configs/sim2real/*.yaml plus only how it measures: a recipe
+    setting changed in the benchmark alone (and so measured but never shipped) fails here."""
+    from robot_rl.config import load_yaml
+    from robot_rl.train import TrainConfig
+
+    bench = _benchmark()
     measurement = {"eval_every", "eval_episodes", "seed", "out_dir", "warm_start", "robot.domain_id",
                    "robot.eval_namespace", "distill.teacher"}
     settings = bench.recipe_settings("pick", tmp_path, quick=False, domain=7, seed=3)
@@ -231,11 +237,7 @@ def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
 
 def test_the_benchmark_continues_a_finished_shorter_run_and_restarts_a_different_one(tmp_path):
     """--scratch-steps on a --work-dir that holds a shorter scratch run trains on from its checkpoint."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("sim2real_benchmark", ROOT / "benchmarks" / "sim2real.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _benchmark()
     out = tmp_path / "pick_scratch"
     settings = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_every": 100, "eval_episodes": 1,
                 "total_env_steps": 200, "out_dir": str(out), "agent": {"hidden_dims": [32, 32], "batch_size": 32}}
@@ -248,6 +250,15 @@ def test_the_benchmark_continues_a_finished_shorter_run_and_restarts_a_different
     assert [e["env_step"] for e in other] == [100, 200, 300] and other[0] != short[0]  # another run: redone
 
 
+def test_the_plot_is_skipped_when_no_recipe_trained_on_the_stand_in(tmp_path):
+    """Zero-shot recipes alone (e.g. --recipes distill) leave no curve to draw: no PNG, and no crash."""
+    bench = _benchmark()
+    zero_shot = {"pick_distill_pixels_standin_zero_shot_success": 0.8}
+    assert not bench.plot(zero_shot, str(tmp_path / "none.png")) and not (tmp_path / "none.png").exists()
+    curves = {**zero_shot, "pick_curves": {"distill_finetune": [(1000, 0.85), (2000, 0.95)]}}
+    assert bench.plot(curves, str(tmp_path / "pick.png")) and (tmp_path / "pick.png").stat().st_size > 5_000
+
+
 def test_a_scratch_budget_of_zero_or_less_is_refused_before_any_training():
     run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--scratch-steps", "0"], capture_output=True,
                          text=True, timeout=60, cwd=ROOT, check=False)
@@ -257,7 +268,7 @@ def test_a_scratch_budget_of_zero_or_less_is_refused_before_any_training():
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     """Every recipe through ROS 2 against stand-in nodes, at tiny budgets (the pipeline, not the numbers):
     (a) domain randomisation zero-shot, (c) WSRL fine-tuning and (d) hybrid against training from scratch,
-    (b) asymmetric and (e) distilled pixel policies zero-shot, and (b) fine-tuned from the stand-in's cameras."""
+    (b) asymmetric and (e) distilled pixel policies zero-shot, and each fine-tuned from the stand-in's cameras."""
     out, png = tmp_path / "sim2real.json", tmp_path / "sim2real.png"
     run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--quick", "--pixels", "--tasks", "pick", "--out", str(out),
                           "--plot", str(png), "--domain-id", str(fresh_domain_id())],
@@ -267,10 +278,11 @@ def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     for key in ("pick_sim_nominal_sim_success", "pick_sim_dr_standin_zero_shot_success",
                 "pick_finetune_standin_final_success", "pick_scratch_standin_final_success",
                 "pick_hybrid_standin_final_success", "pick_asymmetric_pixels_standin_zero_shot_success",
-                "pick_distill_pixels_standin_zero_shot_success", "pick_asymmetric_finetune_standin_final_success"):
+                "pick_distill_pixels_standin_zero_shot_success", "pick_asymmetric_finetune_standin_final_success",
+                "pick_distill_finetune_standin_final_success"):
         assert 0.0 <= results[key] <= 1.0, key
-    assert [step for step, _ in results["pick_curves"]["finetune"]] == [100, 200, 300]
-    assert [step for step, _ in results["pick_curves"]["asymmetric_finetune"]] == [100, 200, 300]
+    for recipe_name in ("finetune", "asymmetric_finetune", "distill_finetune"):
+        assert [step for step, _ in results["pick_curves"][recipe_name]] == [100, 200, 300], recipe_name
     assert png.stat().st_size > 10_000
 
 
