@@ -3,7 +3,8 @@ robot (`sim/standins/`, served behind ROS 2 like hardware), and how many stand-i
 needs compared with training there from scratch.
 
     python benchmarks/sim2real.py [--quick] [--out FILE.json] [--tasks pick peg] [--plot FILE.png]
-                                  [--pixels | --recipes NAME ...] [--scratch-steps N] [--work-dir DIR]
+                                  [--pixels | --recipes NAME ...] [--finetune-steps N] [--scratch-steps N]
+                                  [--work-dir DIR]
 
 Per task, all training through `robot-rl train` in its own process, all stand-in work through ROS 2
 against `robot-rl sim-robot --standin` nodes (lockstep), evaluations on a second stand-in node. Each
@@ -13,7 +14,8 @@ task and demos); the benchmark sets only the evaluations, seed and robots, and t
   pick_cube_dr.yaml); success in the sim and zero-shot on the stand-in;
 - finetune: the DR policy fine-tuned on the stand-in (recipe c, after WSRL: the sim actor, no offline
   data, fresh critics warmed up before the actor moves, a constant anchor to the sim actor), success on
-  the stand-in along the way;
+  the stand-in along the way (--finetune-steps N: another budget for every fine-tuning recipe; a finished
+  shorter run is continued);
 - scratch: SAC/RLPD on the stand-in from scratch with the same step budget (and the same 10 sim demos),
   or --scratch-steps N when scratch needs longer to reach 90% (a finished shorter run is continued);
 - hybrid: as scratch, with a randomised simulator beside the stand-in whose transitions fill half of
@@ -139,11 +141,15 @@ STATE_RECIPES = ("sim_nominal", "sim_dr", "finetune", "scratch", "hybrid")
 PIXEL_RECIPES = ("asymmetric", "distill", "asymmetric_finetune", "distill_finetune")
 
 
+FINETUNE_RECIPES = ("finetune", "asymmetric_finetune", "distill_finetune")
+
+
 def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int = 0,
-                    scratch_steps: int | None = None) -> dict[str, dict]:
+                    scratch_steps: int | None = None, finetune_steps: int | None = None) -> dict[str, dict]:
     """Every recipe's training settings for task `name`, runs under `root`: the shipped configs plus how the
     benchmark measures; the baselines (nominal sim, scratch, hybrid) from the task's defaults, scratch and
-    hybrid with fine-tuning's budget unless `scratch_steps` says otherwise."""
+    hybrid with fine-tuning's budget unless `scratch_steps` says otherwise; `finetune_steps` replaces the
+    fine-tuning recipes' budget."""
     from robot_rl.config import merge
 
     task, _, demos = TASKS[name]
@@ -173,6 +179,9 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
         "distill_finetune": configured("distill_finetune", 300, **robot,
                                        warm_start=str(root / f"{name}_distill" / "checkpoint.pt")),
     }
+    if finetune_steps:
+        for recipe_name in FINETUNE_RECIPES:
+            settings[recipe_name]["total_env_steps"] = finetune_steps
     # The baselines: the nominal sim (10k steps), and the robot from scratch with the fine-tuning budget
     # and the DR policy's observation (and a randomised sim beside it, for hybrid).
     baseline = {"task": task, "num_demos": demos, "action_history": settings["sim_dr"].get("action_history", 0),
@@ -188,7 +197,7 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
 
 
 def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str, ...] = STATE_RECIPES,
-             seed: int = 0, scratch_steps: int | None = None) -> dict:
+             seed: int = 0, scratch_steps: int | None = None, finetune_steps: int | None = None) -> dict:
     """Run `recipes` for task `name` under `root`. finetune and distill's teacher start from the sim_dr run,
     asymmetric_finetune from the asymmetric run, distill_finetune from the distill run: a run not among
     `recipes` must already be in `root`."""
@@ -200,7 +209,7 @@ def run_task(name: str, root: Path, quick: bool, domain: int, recipes: tuple[str
         if needed not in recipes and users & set(recipes) and not (run / "checkpoint.pt").exists():
             raise SystemExit(f"{' and '.join(sorted(users))} start from the {needed} run: add {needed} to --recipes, "
                              f"or pass the --work-dir of a run that has {run.name}")
-    settings = recipe_settings(name, root, quick, domain, seed, scratch_steps)
+    settings = recipe_settings(name, root, quick, domain, seed, scratch_steps, finetune_steps)
     results: dict[str, object] = {}
     curves: dict[str, list] = {}
     started = time.time()
@@ -309,6 +318,9 @@ def main() -> None:
                                                               "(~3 h more per task)")
     parser.add_argument("--recipes", nargs="+", choices=STATE_RECIPES + PIXEL_RECIPES, default=None,
                         help="run only these (default: the state recipes, plus the pixel ones with --pixels)")
+    parser.add_argument("--finetune-steps", type=_positive_int, default=None, metavar="N",
+                        help="stand-in steps for each fine-tuning recipe (default: its config's); a shorter budget "
+                             "measures steps to 90%% sooner, and a later, longer one continues the run")
     parser.add_argument("--scratch-steps", type=_positive_int, default=None, metavar="N",
                         help="stand-in steps for training from scratch (and hybrid), when fine-tuning's budget "
                              "is too short for it to reach 90%% (default: fine-tuning's budget)")
@@ -317,13 +329,13 @@ def main() -> None:
     args = parser.parse_args()
     recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
     results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes), "seed": args.seed,
-                                  "scratch_steps": args.scratch_steps}
+                                  "scratch_steps": args.scratch_steps, "finetune_steps": args.finetune_steps}
     with tempfile.TemporaryDirectory(prefix="sim2real_") as tmp:
         root = Path(args.work_dir or tmp)
         root.mkdir(parents=True, exist_ok=True)
         for name in args.tasks:
             results.update(run_task(name, root, args.quick, args.domain_id, recipes, args.seed,
-                                    args.scratch_steps))
+                                    args.scratch_steps, args.finetune_steps))
     if args.plot and plot(results, args.plot):
         results["plot"] = args.plot
     elif args.plot:  # zero-shot recipes only: the figures are in the JSON, no curve to draw

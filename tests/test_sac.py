@@ -169,7 +169,7 @@ def test_random_shift_crops_the_padded_image():
 def test_pixel_agent_acts_and_updates():
     spec = ObsSpec({"proprio": (3,), "images/front": (32, 32, 3), "images/wrist": (32, 32, 3)},
                    {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
-    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8))
+    agent = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8))
     rng = np.random.default_rng(0)
     obs = {"proprio": rng.normal(size=(4, 3)).astype(np.float32),
            "images/front": rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8),
@@ -230,18 +230,25 @@ def test_grasp_agent_acts_with_three_way_gripper_and_learns():
     assert torch.allclose(q[:, 2], torch.ones(32), atol=0.1)  # Q(open) -> reward of a terminal step
 
 
+PIXELS_AND_PRIVILEGED = ObsSpec({"proprio": (3,), "privileged": (5,), "images/front": (32, 32, 3)},
+                                {"proprio": "float32", "privileged": "float32", "images/front": "uint8"})
+
+
+def _pixel_batch_with_privileged_state(n=8):
+    rng = np.random.default_rng(0)
+    obs = {"proprio": rng.normal(size=(n, 3)).astype(np.float32),
+           "privileged": rng.normal(size=(n, 5)).astype(np.float32),
+           "images/front": rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)}
+    batch = Batch(obs, rng.uniform(-1, 1, (n, 2)).astype(np.float32), np.ones(n, np.float32), obs,
+                  np.ones(n, np.float32), np.zeros(n, bool), np.zeros(n, bool))
+    return obs, batch
+
+
 def test_asymmetric_critic_reads_privileged_state_and_the_actor_trains_the_encoder():
-    spec = ObsSpec({"proprio": (3,), "privileged": (5,), "images/front": (32, 32, 3)},
-                   {"proprio": "float32", "privileged": "float32", "images/front": "uint8"})
-    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, asymmetric=True))
+    agent = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, asymmetric=True))
     assert agent.critic_encoder.vector_keys == ["proprio", "privileged"] and not agent.critic_encoder.image_keys
     assert "privileged" not in agent.encoder.vector_keys and agent.encoder.image_keys == ["images/front"]
-    rng = np.random.default_rng(0)
-    obs = {"proprio": rng.normal(size=(8, 3)).astype(np.float32),
-           "privileged": rng.normal(size=(8, 5)).astype(np.float32),
-           "images/front": rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)}
-    batch = Batch(obs, rng.uniform(-1, 1, (8, 2)).astype(np.float32), np.ones(8, np.float32), obs,
-                  np.ones(8, np.float32), np.zeros(8, bool), np.zeros(8, bool))
+    obs, batch = _pixel_batch_with_privileged_state()
     before = [p.clone() for p in agent.encoder.parameters()]
     agent.update([batch, batch])
     assert agent.updates == 2
@@ -250,6 +257,24 @@ def test_asymmetric_critic_reads_privileged_state_and_the_actor_trains_the_encod
     assert action.shape == (2,)
     with pytest.raises(ValueError, match="privileged"):
         SACAgent(ObsSpec({"proprio": (3,)}, {"proprio": "float32"}), 2, SACConfig(asymmetric=True))
+
+
+def test_frozen_encoder_keeps_the_warm_started_features_while_the_actor_head_and_critics_learn():
+    from robot_rl.agents.sac import warm_start_sac
+
+    torch.manual_seed(0)
+    student = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, asymmetric=True))
+    torch.manual_seed(1)
+    agent = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, asymmetric=True, freeze_encoder=True))
+    warm_start_sac(agent, student.state_dict(), critics=False)
+    obs, batch = _pixel_batch_with_privileged_state()
+    actor, critic = ([p.clone() for p in net.parameters()] for net in (agent.actor, agent.critic))
+    for _ in range(3):
+        agent.update([batch, batch])
+    for ours, theirs in zip(agent.encoder.state_dict().values(), student.encoder.state_dict().values()):
+        assert torch.equal(ours, theirs)  # still the student's encoder, after the updates
+    assert any(not torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(critic, agent.critic.parameters()))
 
 
 def test_compiled_agent_keeps_checkpoint_keys():
@@ -286,7 +311,7 @@ def test_pretrained_backbone_from_a_local_directory_is_frozen_and_shared(tmp_pat
     transformers.ResNetModel(config).save_pretrained(tmp_path / "tiny_resnet")
     spec = ObsSpec({"proprio": (3,), "images/front": (32, 32, 3), "images/wrist": (32, 32, 3)},
                    {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
-    agent = SACAgent(spec, 2, SACConfig(hidden_dims=(16, 16), feature_dim=8,
+    agent = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(16, 16), feature_dim=8,
                                         backbone=str(tmp_path / "tiny_resnet")))
     backbone = agent.encoder.conv.backbone
     frozen = [p.clone() for p in backbone.parameters()]
@@ -305,7 +330,7 @@ def test_pretrained_backbone_from_a_local_directory_is_frozen_and_shared(tmp_pat
     assert any(not torch.equal(a, b) for a, b in zip(projection, agent.encoder.conv.project.parameters()))
     assert agent.act({k: v[0] for k, v in obs.items()}).shape == (2,)
     with pytest.raises(ValueError, match="cannot load the backbone"):
-        SACAgent(spec, 2, SACConfig(backbone=str(tmp_path / "missing")))
+        SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(backbone=str(tmp_path / "missing")))
 
 
 def test_conservative_penalty_by_hand_and_the_calibration_floor():

@@ -227,6 +227,11 @@ def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
     longer = bench.recipe_settings("pick", tmp_path, quick=False, domain=7, seed=3, scratch_steps=20_000)
     assert longer["scratch"]["total_env_steps"] == longer["hybrid"]["total_env_steps"] == 20_000
     assert longer["finetune"] == finetune
+    shorter = bench.recipe_settings("pick", tmp_path, quick=False, domain=7, seed=3, finetune_steps=4_000)
+    for recipe_name in bench.FINETUNE_RECIPES + ("scratch", "hybrid"):  # scratch follows fine-tuning's budget
+        assert shorter[recipe_name]["total_env_steps"] == 4_000, recipe_name
+        assert {**shorter[recipe_name], "total_env_steps": 0} == {**settings[recipe_name], "total_env_steps": 0}
+    assert shorter["sim_dr"] == dr and shorter["distill"] == settings["distill"]
     # Peg takes pick's recipes with its own task and demos; quick mode shrinks budgets, not recipes.
     peg = bench.recipe_settings("peg", tmp_path, quick=True, domain=7)
     assert peg["sim_dr"]["task"] == "PegInsertion-v0" and peg["sim_dr"]["num_demos"] == 20
@@ -259,10 +264,13 @@ def test_the_plot_is_skipped_when_no_recipe_trained_on_the_stand_in(tmp_path):
     assert bench.plot(curves, str(tmp_path / "pick.png")) and (tmp_path / "pick.png").stat().st_size > 5_000
 
 
-def test_a_scratch_budget_of_zero_or_less_is_refused_before_any_training():
+def test_a_budget_of_zero_or_less_is_refused_before_any_training():
     run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--scratch-steps", "0"], capture_output=True,
                          text=True, timeout=60, cwd=ROOT, check=False)
     assert run.returncode == 2 and "--scratch-steps: must be a positive number of stand-in steps" in run.stderr
+    run = subprocess.run([sys.executable, "benchmarks/sim2real.py", "--finetune-steps", "-1"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT, check=False)
+    assert run.returncode == 2 and "--finetune-steps: must be a positive number of stand-in steps" in run.stderr
 
 
 def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):

@@ -55,6 +55,9 @@ class SACConfig:
     backbone: str | None = None  # pretrained frozen image backbone: a local directory or hub id
     compile: bool = False  # torch.compile the networks (~10 s at start; +25-45% updates/s on CPU here)
     asymmetric: bool = False  # critics on privileged state, actor on images (simulation training)
+    # The image encoder is not trained: fine-tuning a policy whose features already transfer (a distilled
+    # pixel student), so that only the actor head and critics adapt and the anchor covers all the actor.
+    freeze_encoder: bool = False
     grasp_critic: bool = False  # discrete gripper head (HIL-SERL); the last action entry is the gripper
     grasp_penalty: float = 0.02  # subtracted from the grasp head's reward on each gripper toggle
     grasp_epsilon: float = 0.05  # exploration: a random gripper choice with this probability
@@ -146,6 +149,8 @@ class SACAgent:
             self._rng = np.random.default_rng(0)
         critic_params = list(self.critic.parameters())
         actor_params = list(self.actor.parameters())
+        if config.freeze_encoder:
+            self.encoder.requires_grad_(False)
         encoder_params = [p for p in self.encoder.parameters() if p.requires_grad]  # not a frozen backbone
         if config.asymmetric:
             actor_params += encoder_params  # the encoder learns from the actor loss
@@ -330,7 +335,7 @@ class SACAgent:
         if not actor:
             return metrics
         if self.critic_encoder is not None:
-            with self._autocast():
+            with self._autocast(), torch.set_grad_enabled(not self.config.freeze_encoder):
                 actor_features = self.features(self._last_obs, augment=True)
             metrics.update(self.update_actor(actor_features, self._last_features))
         else:
