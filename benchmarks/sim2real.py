@@ -94,6 +94,13 @@ class StandIn:
             os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def _training(settings: dict) -> dict:
+    """What makes two runs the same run: every setting but the ROS 2 domain, which each benchmark call
+    picks afresh (--domain-id defaults to one from its process id)."""
+    robot = {k: v for k, v in settings.get("robot", {}).items() if k != "domain_id"}
+    return {**settings, "robot": robot}
+
+
 def _train(out: Path, settings: dict) -> list[dict]:
     """Train in a process of its own. In --work-dir, a finished run with the same settings is reused, and
     a finished run that differs only in a smaller `total_env_steps` is continued to the new budget."""
@@ -105,10 +112,10 @@ def _train(out: Path, settings: dict) -> list[dict]:
         before = json.loads(config.read_text())
         done = [json.loads(line) for line in evals.read_text().splitlines()]
         finished = bool(done) and done[-1]["env_step"] >= before["total_env_steps"]
-        if finished and before == settings:
+        if finished and _training(before) == _training(settings):
             return done
-        extend = finished and {**before, "total_env_steps": settings["total_env_steps"]} == settings and \
-            before["total_env_steps"] < settings["total_env_steps"]
+        extend = finished and _training({**before, "total_env_steps": settings["total_env_steps"]}) == \
+            _training(settings) and before["total_env_steps"] < settings["total_env_steps"]
     if not extend:
         shutil.rmtree(out, ignore_errors=True)  # an unfinished or different run: start over
     config.write_text(json.dumps(settings))

@@ -245,12 +245,15 @@ def test_the_benchmark_continues_a_finished_shorter_run_and_restarts_a_different
     bench = _benchmark()
     out = tmp_path / "pick_scratch"
     settings = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_every": 100, "eval_episodes": 1,
-                "total_env_steps": 200, "out_dir": str(out), "agent": {"hidden_dims": [32, 32], "batch_size": 32}}
+                "total_env_steps": 200, "out_dir": str(out), "agent": {"hidden_dims": [32, 32], "batch_size": 32},
+                "robot": {"domain_id": 120}}
     short = bench._train(out, settings)
     assert [e["env_step"] for e in short] == [100, 200]
-    longer = bench._train(out, {**settings, "total_env_steps": 300})
+    # A later call picks another ROS 2 domain (--domain-id defaults to one from its pid): the same run.
+    later = {**settings, "robot": {"domain_id": 121}}
+    longer = bench._train(out, {**later, "total_env_steps": 300})
     assert longer[:2] == short and [e["env_step"] for e in longer] == [100, 200, 300]  # continued, not redone
-    assert bench._train(out, {**settings, "total_env_steps": 300}) == longer  # finished: reused
+    assert bench._train(out, {**settings, "robot": {"domain_id": 122}, "total_env_steps": 300}) == longer  # reused
     other = bench._train(out, {**settings, "total_env_steps": 300, "learning_starts": 60})
     assert [e["env_step"] for e in other] == [100, 200, 300] and other[0] != short[0]  # another run: redone
 
