@@ -7,7 +7,9 @@ Full SAC update = one critic update + one actor/temperature update, batch 256, 2
   that loops over separate nn.Sequential critics (what peers do), both eager;
 - the batched ensemble with bf16 autocast (precision="bf16"), and that under torch.compile when it
   compiles here (compile time reported);
-- pixel batches (two 64x64 cameras, DrQ shift, shared conv encoder): full updates/s.
+- pixel batches (two 64x64 cameras, DrQ shift, shared conv encoder): full updates/s;
+- distillation steps (sim-to-real recipe e: a pixel student, two 48x48 cameras, regressing onto a
+  teacher's actions), in fp32 and bf16.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from report import report
 from torch import nn
 
+from robot_rl.agents.distill import distill_update, make_student_optimizer
 from robot_rl.agents.sac import SACAgent, SACConfig
 from robot_rl.networks import TanhGaussianActor, mlp
 from robot_rl.replay import Batch, ObsSpec
@@ -138,6 +141,15 @@ def main() -> None:
     for suffix, precision in (("", "fp32"), ("_bf16", "bf16")):
         agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision=precision))
         results[f"pixels_2x64_2_critics{suffix}_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
+
+    student_spec = ObsSpec({"proprio": (13,), "images/front": (48, 48, 3), "images/wrist": (48, 48, 3)},
+                           {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
+    student_batch = _batch(student_spec, rng)
+    for precision in ("fp32", "bf16"):
+        student = SACAgent(student_spec, ACTION_DIM, SACConfig(precision=precision))
+        optimizer = make_student_optimizer(student, lr=3e-4)
+        results[f"distill_pixels_2x48_{precision}_updates_per_s"] = _rate(
+            lambda: distill_update(student, optimizer, student_batch), seconds)
     report(results, args.out)
 
 

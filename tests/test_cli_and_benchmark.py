@@ -64,7 +64,8 @@ def test_learner_benchmark_writes_its_figures(tmp_path):
     assert out.returncode == 0, out.stderr
     figures = json.loads(out_file.read_text())
     for key in ("state_2_critics_naive_loop_updates_per_s", "state_10_critics_batched_updates_per_s",
-                "state_10_critics_batched_bf16_updates_per_s", "pixels_2x64_2_critics_updates_per_s"):
+                "state_10_critics_batched_bf16_updates_per_s", "pixels_2x64_2_critics_updates_per_s",
+                "distill_pixels_2x48_fp32_updates_per_s", "distill_pixels_2x48_bf16_updates_per_s"):
         assert figures[key] > 0
 
 

@@ -1,5 +1,6 @@
 """SAC/RLPD losses against hand-computed values, the batched ensemble, and DrQ augmentation."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -275,6 +276,25 @@ def test_frozen_encoder_keeps_the_warm_started_features_while_the_actor_head_and
         assert torch.equal(ours, theirs)  # still the student's encoder, after the updates
     assert any(not torch.equal(a, b) for a, b in zip(actor, agent.actor.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(critic, agent.critic.parameters()))
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_distillation_step_runs_the_conv_net_in_the_students_precision_and_fits_the_labels(precision):
+    """The conv net is most of a distillation step's cost: it runs under the student's autocast (bf16
+    where the hardware has it), and the weights, the loss and the fit stay float32."""
+    from robot_rl.agents.distill import distill_update, make_student_optimizer
+
+    torch.manual_seed(0)
+    student = SACAgent(PIXELS_AND_PRIVILEGED, 2, SACConfig(hidden_dims=(32, 32), feature_dim=8, precision=precision))
+    seen = []
+    student.encoder.conv.trunk[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    optimizer = make_student_optimizer(student, lr=1e-3)
+    obs, batch = _pixel_batch_with_privileged_state()
+    batch = dataclasses.replace(batch, action=np.tanh(obs["proprio"][:, :2]))  # labels the student can fit
+    losses = [distill_update(student, optimizer, batch)["distill_loss"] for _ in range(60)]
+    assert set(seen) == {torch.bfloat16 if precision == "bf16" else torch.float32}
+    assert all(p.dtype == torch.float32 for net in (student.encoder, student.actor) for p in net.parameters())
+    assert losses[-1] < 0.3 * losses[0]
 
 
 def test_compiled_agent_keeps_checkpoint_keys():
