@@ -84,7 +84,7 @@ def make_student_optimizer(student: SACAgent, lr: float) -> torch.optim.Optimize
 def distill_update(student: SACAgent, optimizer: torch.optim.Optimizer, batch: Batch) -> dict[str, float]:
     """One regression step of the student's deterministic action onto the teacher's (the batch's
     actions), with the student's image augmentation, in the student's precision (bf16 where the
-    hardware has it: the conv net's forward and backward dominate a step, and run 1.8x faster)."""
+    hardware has it: the conv net's forward and backward dominate a step, and run 1.6x faster)."""
     obs = {k: torch.as_tensor(v) for k, v in batch.obs.items()}
     target = torch.as_tensor(batch.action).clamp(-1.0, 1.0)
     with student._autocast():
