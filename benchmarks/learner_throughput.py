@@ -21,7 +21,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from report import report
-from torch import nn
 
 from robot_rl.agents.distill import distill_update, make_student_optimizer
 from robot_rl.agents.sac import SACAgent, SACConfig
@@ -92,6 +91,12 @@ def _rate(fn, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _two_camera_spec(size: int) -> ObsSpec:
+    """Proprio plus front and wrist cameras of size x size, as the pick-cube pixel recipes see them."""
+    cameras = {f"images/{name}": (size, size, 3) for name in ("front", "wrist")}
+    return ObsSpec({"proprio": (13,), **cameras}, {"proprio": "float32", **{key: "uint8" for key in cameras}})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing windows")
@@ -135,15 +140,13 @@ def main() -> None:
             results[f"{prefix}_{name}_updates_per_s"] = rate
             results[f"{prefix}_{name.replace('batched', '').strip('_') or 'batched'}_speedup_vs_naive"] = rate / naive_rate
 
-    pixel_spec = ObsSpec({"proprio": (13,), "images/front": (64, 64, 3), "images/wrist": (64, 64, 3)},
-                         {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
+    pixel_spec = _two_camera_spec(64)
     pixel_batch = _batch(pixel_spec, rng)
     for suffix, precision in (("", "fp32"), ("_bf16", "bf16")):
         agent = SACAgent(pixel_spec, ACTION_DIM, SACConfig(utd=1, precision=precision))
         results[f"pixels_2x64_2_critics{suffix}_updates_per_s"] = _rate(lambda: agent.update([pixel_batch]), seconds)
 
-    student_spec = ObsSpec({"proprio": (13,), "images/front": (48, 48, 3), "images/wrist": (48, 48, 3)},
-                           {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
+    student_spec = _two_camera_spec(48)
     student_batch = _batch(student_spec, rng)
     for precision in ("fp32", "bf16"):
         student = SACAgent(student_spec, ACTION_DIM, SACConfig(precision=precision))
