@@ -82,13 +82,13 @@ class CalQLAgent:
         sac, cfg = self.sac, self.config
         if cfg.calibrated and batch.mc_return is None:
             raise ValueError("Cal-QL needs Batch.mc_return: sample with returns_to_go=buffer.returns_to_go(gamma)")
-        obs, next_obs = sac._tensors(batch.obs), sac._tensors(batch.next_obs)
+        obs, next_obs = sac.as_tensors(batch.obs), sac.as_tensors(batch.next_obs)
         action = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)
         reward = torch.as_tensor(batch.reward, device=self.device)
         discount = torch.as_tensor(batch.discount, device=self.device)
         mc_return = torch.as_tensor(batch.mc_return, device=self.device) if cfg.calibrated else None
         n, (size, d) = cfg.num_actions, action.shape
-        with sac._autocast():
+        with sac.autocast():
             features = sac.features(obs, augment=True)
             with torch.no_grad():
                 next_features = sac.features(next_obs, augment=True)

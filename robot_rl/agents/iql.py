@@ -66,11 +66,11 @@ class IQLAgent:
 
     def update(self, batch: Batch) -> dict[str, float]:
         sac, cfg = self.sac, self.config
-        obs, next_obs = sac._tensors(batch.obs), sac._tensors(batch.next_obs)
+        obs, next_obs = sac.as_tensors(batch.obs), sac.as_tensors(batch.next_obs)
         action = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)
         reward = torch.as_tensor(batch.reward, device=self.device)
         discount = torch.as_tensor(batch.discount, device=self.device)
-        with sac._autocast():
+        with sac.autocast():
             features = sac.features(obs, augment=True)
             with torch.no_grad():
                 next_features = sac.features(next_obs, augment=True)

@@ -169,7 +169,9 @@ class SACAgent:
         self.anchor_weight = 0.0
         self.sim_penalty_weight = 0.0  # H2O's beta (HybridConfig.conservative_weight), set by the trainer
 
-    def _autocast(self):
+    def autocast(self):
+        """The agent's compute precision as a context: bf16 autocast where `precision` chose it, else a no-op.
+        Part of the agent's interface: IQL, Cal-QL and distillation run their forwards under it too."""
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     @property
@@ -177,7 +179,8 @@ class SACAgent:
         return self.log_temperature.detach().exp()
 
     # -- features --------------------------------------------------------------------------------
-    def _tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    def as_tensors(self, obs: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """A batch's observation arrays as tensors on the agent's device."""
         return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
 
     def features(self, obs: dict[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
@@ -216,11 +219,11 @@ class SACAgent:
             return reward + self.config.discount * discount * target
 
     def update_critic(self, batch: Batch) -> dict[str, float]:
-        obs, next_obs = self._tensors(batch.obs), self._tensors(batch.next_obs)
+        obs, next_obs = self.as_tensors(batch.obs), self.as_tensors(batch.next_obs)
         action = torch.as_tensor(batch.action, device=self.device)
         reward = torch.as_tensor(batch.reward, device=self.device)
         discount = torch.as_tensor(batch.discount, device=self.device)
-        with self._autocast():
+        with self.autocast():
             features = self._critic_features(obs)
             with torch.no_grad():
                 next_features = self.features(next_obs, augment=True)
@@ -263,7 +266,7 @@ class SACAgent:
         with torch.no_grad():
             actor_features = critic_features if self.critic_encoder is None else self.features(obs)
             policy_action, _ = self.actor.sample(actor_features[sim])
-        with self._autocast():
+        with self.autocast():
             q_policy = self.critic(torch.cat([critic_features[sim], policy_action], -1)).squeeze(-1).float()
         return (q_policy * omega).sum(dim=1) - q[:, ~sim].mean(dim=1)
 
@@ -299,7 +302,7 @@ class SACAgent:
         critic). Asymmetric: `features` carry gradients into the image encoder, the critics read
         `critic_features`."""
         critic_features = features if critic_features is None else critic_features
-        with self._autocast():
+        with self.autocast():
             action, log_prob = self.actor.sample(features)
             self.critic.requires_grad_(False)  # gradients to the action only, not to critic weights
             q = self.critic(torch.cat([critic_features, action], -1)).squeeze(-1).float().mean(dim=0)
@@ -309,9 +312,9 @@ class SACAgent:
         if self.anchor is not None and self.anchor_weight > 0:
             # Fine-tuning from a pre-trained policy: stay near its mean action while the critics,
             # trained on little online data, are still unreliable away from it.
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad(), self.autocast():
                 anchor_action = self.anchor.deterministic(features.detach())
-            with self._autocast():
+            with self.autocast():
                 mean_action = self.actor.deterministic(features)
             drift = (mean_action.float() - anchor_action.float()).pow(2).sum(-1).mean()
             actor_loss = actor_loss + self.anchor_weight * drift
@@ -335,7 +338,7 @@ class SACAgent:
         if not actor:
             return metrics
         if self.critic_encoder is not None:
-            with self._autocast(), torch.set_grad_enabled(not self.config.freeze_encoder):
+            with self.autocast(), torch.set_grad_enabled(not self.config.freeze_encoder):
                 actor_features = self.features(self._last_obs, augment=True)
             metrics.update(self.update_actor(actor_features, self._last_features))
         else:
