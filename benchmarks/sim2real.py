@@ -334,6 +334,8 @@ def main() -> None:
     parser.add_argument("--work-dir", default=None, help="keep the runs here (default: a temporary directory); "
                                                          "finished runs there are reused, not redone")
     args = parser.parse_args()
+    # `kill` (SIGTERM) unwinds like Ctrl-C: the stand-in nodes and the training process stop with us.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     recipes = tuple(args.recipes or STATE_RECIPES + (PIXEL_RECIPES if args.pixels else ()))
     results: dict[str, object] = {"quick": args.quick, "recipes": list(recipes), "seed": args.seed,
                                   "scratch_steps": args.scratch_steps, "finetune_steps": args.finetune_steps}

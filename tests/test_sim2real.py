@@ -5,8 +5,11 @@ randomisation in training, and evaluating a run zero-shot on a robot."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -295,6 +298,54 @@ def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     for recipe_name in ("finetune", "asymmetric_finetune", "distill_finetune"):
         assert [step for step, _ in results["pick_curves"][recipe_name]] == [100, 200, 300], recipe_name
     assert png.stat().st_size > 10_000
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from Linux /proc")
+def test_a_killed_sim2real_benchmark_stops_its_stand_ins_and_its_training_process(tmp_path):
+    """SIGTERM (`kill`, a CI timeout) must not orphan the stand-in nodes (their own process groups) or the
+    training process: they would keep two cores busy and the ROS 2 domain taken."""
+    bench = subprocess.Popen([sys.executable, "benchmarks/sim2real.py", "--quick", "--tasks", "pick", "--recipes",
+                              "scratch", "--domain-id", str(fresh_domain_id()), "--work-dir", str(tmp_path)],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(children) < 3 and time.monotonic() < deadline and bench.poll() is None:
+            time.sleep(0.5)  # scratch trains on the stand-in: two stand-in nodes (robot, eval) and the trainer
+            children = _children(bench.pid)
+        assert len(children) == 3, f"expected 2 stand-ins + 1 trainer, found {children}; {bench.stderr.read()[-2000:]}"
+        bench.terminate()
+        assert bench.wait(30) == 128 + signal.SIGTERM
+        deadline = time.monotonic() + 15
+        while any(map(_alive, children)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [pid for pid in children if _alive(pid)], "left running after the benchmark was killed"
+    finally:
+        bench.kill()
+        bench.wait()
+        for pid in children:  # whatever the benchmark left behind, so a failure here does not spread
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_distillation_trains_a_pixel_student_on_a_state_teachers_labels(tmp_path):
