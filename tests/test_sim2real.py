@@ -300,24 +300,23 @@ def test_the_sim2real_benchmark_runs_in_quick_mode(tmp_path):
     assert png.stat().st_size > 10_000
 
 
+def _stat(process: Path) -> list[str] | None:
+    """A /proc/PID directory's stat fields after the command name (state, ppid, ...); None once it is gone."""
+    try:
+        return (process / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _children(pid: int) -> list[int]:
     """The processes whose parent is `pid` (Linux /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended while we looked
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
+    return [int(process.name) for process in Path("/proc").glob("[0-9]*")
+            if (fields := _stat(process)) is not None and int(fields[1]) == pid]
 
 
 def _alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = _stat(Path("/proc") / str(pid))
+    return fields is not None and fields[0] != "Z"
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from Linux /proc")
