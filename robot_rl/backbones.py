@@ -63,11 +63,13 @@ class PretrainedEncoder(nn.Module):
         self.backbone.eval()  # frozen: batch-norm statistics stay the pretrained ones
         return self
 
-    def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0) -> torch.Tensor:
-        from robot_rl.networks import random_shift
+    def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
+        from robot_rl.networks import random_color, random_shift
 
         stacked = torch.cat([images[c] for c in self.cameras], dim=0)
         x = stacked.permute(0, 3, 1, 2).float() / 255.0
+        if augment_color > 0:
+            x = random_color(x, augment_color)
         if augment_pad > 0:
             x = random_shift(x, augment_pad)
         with torch.no_grad():

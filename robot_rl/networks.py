@@ -112,6 +112,24 @@ def random_shift(images: torch.Tensor, pad: int, generator: torch.Generator | No
     return cropped.permute(0, 3, 1, 2)
 
 
+def random_color(images: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Photometric augmentation, per image: brightness and contrast each scaled by a factor drawn from
+    [1 - strength, 1 + strength], and each colour channel shifted by up to +-strength / 2. A real cell's
+    light and surface colours differ from the simulator's, and an episode renders under one draw of the
+    randomised light and colours; this redraws them for every sample of every batch.
+    images: float (N, 3, H, W) in [0, 1]."""
+    n = images.shape[0]
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return (torch.rand(*shape, generator=generator) * 2 - 1).to(images.device, images.dtype)
+
+    brightness = 1 + strength * uniform(n, 1, 1, 1)
+    contrast = 1 + strength * uniform(n, 1, 1, 1)
+    shift = 0.5 * strength * uniform(n, 3, 1, 1)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return (((images - mean) * contrast + mean) * brightness + shift).clamp(0.0, 1.0)
+
+
 class ConvEncoder(nn.Module):
     """Small conv trunk shared by all cameras (RLPD/SERL-sized), then a projection with LayerNorm.
     uint8 (N, H, W, 3) per camera -> (N, feature_dim * cameras)."""
@@ -130,11 +148,14 @@ class ConvEncoder(nn.Module):
         self.project = nn.Sequential(nn.Linear(flat, feature_dim), nn.LayerNorm(feature_dim), nn.Tanh())
         self.out_features = feature_dim * len(cameras)
 
-    def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0) -> torch.Tensor:
+    def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
         stacked = torch.cat([images[c] for c in self.cameras], dim=0)  # (cams * N, H, W, 3) uint8
-        x = stacked.permute(0, 3, 1, 2).float() / 255.0 - 0.5
+        x = stacked.permute(0, 3, 1, 2).float() / 255.0
+        if augment_color > 0:
+            x = random_color(x, augment_color)
         if augment_pad > 0:
             x = random_shift(x, augment_pad)
+        x = x - 0.5
         features = self.project(self.trunk(x).flatten(1))
         return torch.cat(features.chunk(len(self.cameras), dim=0), dim=-1)
 
@@ -167,8 +188,8 @@ class ObservationEncoder(nn.Module):
             out += self.conv.out_features
         self.out_features = out
 
-    def forward(self, obs: dict[str, torch.Tensor], augment_pad: int = 0) -> torch.Tensor:
+    def forward(self, obs: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
         parts = [obs[k].float().flatten(1) for k in self.vector_keys]
         if self.conv is not None:
-            parts.append(self.conv({k.split("/", 1)[1]: obs[k] for k in self.image_keys}, augment_pad))
+            parts.append(self.conv({k.split("/", 1)[1]: obs[k] for k in self.image_keys}, augment_pad, augment_color))
         return torch.cat(parts, dim=-1)

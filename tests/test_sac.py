@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from robot_rl.agents.sac import SACAgent, SACConfig
-from robot_rl.networks import EnsembleMLP, random_shift
+from robot_rl.networks import EnsembleMLP, random_color, random_shift
 from robot_rl.replay import Batch, ObsSpec
 
 torch.set_num_threads(1)
@@ -167,6 +167,38 @@ def test_random_shift_crops_the_padded_image():
         assert any(torch.equal(shifted[i], c) for c in crops)
 
 
+def test_random_color_redraws_brightness_contrast_and_channel_shift_per_image_within_its_bounds():
+    images = torch.rand(64, 3, 8, 8)
+    torch.testing.assert_close(random_color(images, 0.0), images)
+    # A flat grey image has no contrast to scale: it becomes grey * brightness + shift per channel.
+    grey = torch.full((500, 3, 4, 4), 0.5)
+    out = random_color(grey, 0.2, torch.Generator().manual_seed(0))
+    assert torch.all(out >= 0.5 * 0.8 - 0.1 - 1e-6) and torch.all(out <= 0.5 * 1.2 + 0.1 + 1e-6)
+    assert torch.all(out == out[:, :, :1, :1])  # one draw per image and channel, not per pixel
+    per_image = out[:, :, 0, 0]
+    assert per_image.std(dim=0).min() > 0.04  # every channel varies across images
+    assert (per_image[:, 0] - per_image[:, 1]).abs().max() > 0.05  # channels are shifted apart
+    assert out.min() < 0.5 * 0.8 - 0.1 + 0.05 and out.max() > 0.5 * 1.2 + 0.1 - 0.05  # the range is used
+    # Contrast: an image's spread about its mean is scaled by up to 1.2 * 1.2 (contrast, then brightness).
+    halves = torch.cat([torch.full((200, 3, 2, 4), 0.4), torch.full((200, 3, 2, 4), 0.6)], dim=2)
+    spread = random_color(halves, 0.2, torch.Generator().manual_seed(1)).amax((2, 3)) - \
+        random_color(halves, 0.2, torch.Generator().manual_seed(1)).amin((2, 3))
+    assert spread.min() >= 0.2 * 0.64 - 1e-5 and spread.max() <= 0.2 * 1.44 + 1e-5 and spread.std() > 0.02
+    assert random_color(torch.ones(4, 3, 2, 2), 0.9).max() <= 1.0  # clamped to the image range
+
+
+def test_color_augmentation_changes_training_features_only():
+    spec = ObsSpec({"images/front": (32, 32, 3)}, {"images/front": "uint8"})
+    obs = {"images/front": torch.from_numpy(np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), dtype=np.uint8))}
+    plain = SACAgent(spec, 2, SACConfig(hidden_dims=(8,), feature_dim=8, augment_pad=0, precision="fp32"))
+    colored = SACAgent(spec, 2, SACConfig(hidden_dims=(8,), feature_dim=8, augment_pad=0, precision="fp32",
+                                          augment_color=0.3))
+    colored.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(colored.features(obs), plain.features(obs))  # acting and evaluation: untouched
+    torch.testing.assert_close(plain.features(obs, augment=True), plain.features(obs))
+    assert not torch.allclose(colored.features(obs, augment=True), plain.features(obs))
+
+
 def test_pixel_agent_acts_and_updates():
     spec = ObsSpec({"proprio": (3,), "images/front": (32, 32, 3), "images/wrist": (32, 32, 3)},
                    {"proprio": "float32", "images/front": "uint8", "images/wrist": "uint8"})
@@ -186,7 +218,8 @@ def test_pixel_agent_acts_and_updates():
 
 
 @pytest.mark.parametrize("field, value", [("num_critics", 0), ("critic_subset", 5), ("discount", 1.0),
-                                          ("utd", 0), ("batch_size", 1), ("hidden_dims", ())])
+                                          ("utd", 0), ("batch_size", 1), ("hidden_dims", ()),
+                                          ("augment_color", 1.0), ("augment_color", -0.1)])
 def test_config_errors_name_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SACConfig(**{field: value})

@@ -48,6 +48,9 @@ class SACConfig:
     batch_size: int = 256
     feature_dim: int = 50  # per camera, pixel observations
     augment_pad: int = 4  # DrQ random shift in pixels; 0 disables it
+    # Photometric augmentation (networks.random_color): brightness and contrast x[1 - s, 1 + s], each RGB
+    # channel +-s/2, per image per batch. 0 disables it; distillation students use it (docs/sim2real.md).
+    augment_color: float = 0.0
     # "bf16": matmuls in bfloat16 under autocast (weights, optimiser and losses stay float32): 4x faster
     # matmuls on CPUs with AVX512-BF16/AMX, 1.5-2x faster updates. "fp32": exact. "auto": bf16 where the
     # hardware has native bf16 (CPU flags, or a CUDA device), else fp32.
@@ -88,6 +91,8 @@ class SACConfig:
             bad("batch_size", "must be an int >= 2")
         if self.augment_pad < 0:
             bad("augment_pad", "must be >= 0")
+        if not 0.0 <= self.augment_color < 1.0:
+            bad("augment_color", "must be in [0, 1) (0 disables it)")
         if self.grasp_penalty < 0:
             bad("grasp_penalty", "must be >= 0")
         if not 0.0 <= self.grasp_epsilon <= 1.0:
@@ -184,7 +189,9 @@ class SACAgent:
         return {k: torch.as_tensor(v, device=self.device) for k, v in obs.items()}
 
     def features(self, obs: dict[str, torch.Tensor], augment: bool = False) -> torch.Tensor:
-        return self.encoder(obs, self.config.augment_pad if augment else 0)
+        if not augment:
+            return self.encoder(obs)
+        return self.encoder(obs, self.config.augment_pad, self.config.augment_color)
 
     # -- acting ----------------------------------------------------------------------------------
     @torch.no_grad()
