@@ -64,14 +64,10 @@ class PretrainedEncoder(nn.Module):
         return self
 
     def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
-        from robot_rl.networks import random_color, random_shift
+        from robot_rl.networks import augment_images
 
         stacked = torch.cat([images[c] for c in self.cameras], dim=0)
-        x = stacked.permute(0, 3, 1, 2).float() / 255.0
-        if augment_color > 0:
-            x = random_color(x, augment_color)
-        if augment_pad > 0:
-            x = random_shift(x, augment_pad)
+        x = augment_images(stacked.permute(0, 3, 1, 2).float() / 255.0, augment_pad, augment_color)
         with torch.no_grad():
             features = self._embed(x)
         projected = self.project(features.float())

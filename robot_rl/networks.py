@@ -130,6 +130,16 @@ def random_color(images: torch.Tensor, strength: float, generator: torch.Generat
     return (((images - mean) * contrast + mean) * brightness + shift).clamp(0.0, 1.0)
 
 
+def augment_images(images: torch.Tensor, pad: int, color: float) -> torch.Tensor:
+    """Training-time image augmentation, shared by every image encoder: random_color, then DrQ's
+    random_shift; 0 turns either off. images: float (N, 3, H, W) in [0, 1]."""
+    if color > 0:
+        images = random_color(images, color)
+    if pad > 0:
+        images = random_shift(images, pad)
+    return images
+
+
 class ConvEncoder(nn.Module):
     """Small conv trunk shared by all cameras (RLPD/SERL-sized), then a projection with LayerNorm.
     uint8 (N, H, W, 3) per camera -> (N, feature_dim * cameras)."""
@@ -150,12 +160,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
         stacked = torch.cat([images[c] for c in self.cameras], dim=0)  # (cams * N, H, W, 3) uint8
-        x = stacked.permute(0, 3, 1, 2).float() / 255.0
-        if augment_color > 0:
-            x = random_color(x, augment_color)
-        if augment_pad > 0:
-            x = random_shift(x, augment_pad)
-        x = x - 0.5
+        x = augment_images(stacked.permute(0, 3, 1, 2).float() / 255.0, augment_pad, augment_color) - 0.5
         features = self.project(self.trunk(x).flatten(1))
         return torch.cat(features.chunk(len(self.cameras), dim=0), dim=-1)
 
