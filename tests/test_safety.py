@@ -64,20 +64,46 @@ def test_submit_and_output_before_reset_raise():
         f.output(0.0, CENTER, REF)
 
 
-def test_reset_outputs_measured_pose_clipped_into_the_box():
+def test_reset_outputs_the_measured_pose_and_an_arm_far_outside_the_box_is_not_moved():
     limits = SafetyLimits()
     f = _filter(limits)
     pos, rot, status = _out(f, 0.0)
     np.testing.assert_allclose(pos, CENTER)
     np.testing.assert_allclose(rot, REF)
     assert not status.modified
-    f.reset(np.array([2.0, -2.0, -1.0]), REF, 1.0)
-    pos, _, _ = _out(f, 1.0)
-    expected = [limits.workspace_high[0], limits.workspace_low[1], limits.workspace_low[2]]
-    np.testing.assert_allclose(pos, expected)
+    # Hole: the start-up pose was clipped into the box, commanding an arm outside it to jump. Now the
+    # output is where the arm is ("stay"), and commands are refused until the operator jogs it in.
+    outside = np.array([2.0, -2.0, -1.0])
+    assert f.reset(outside, REF, 1.0).outside_workspace
+    pos, _, _ = _out(f, 1.0, outside)
+    np.testing.assert_allclose(pos, outside)
+    status = f.submit(CENTER, REF, 1.1, measured_position=outside)
+    assert status.outside_workspace and status.rejected
+    np.testing.assert_allclose(_out(f, 1.1, outside)[0], outside)
     # The output is a copy: mutating it does not move the target.
     pos[:] = 123.0
-    assert _inside(limits, _out(f, 1.0)[0])
+    np.testing.assert_allclose(_out(f, 1.1, outside)[0], outside)
+
+
+def test_startup_20cm_above_the_box_is_not_commanded_20cm_in_one_tick():
+    limits = SafetyLimits()
+    above = np.array([0.5, 0.0, limits.workspace_high[2] + 0.2])
+    f = _filter(limits, position=above)
+    t, previous = 0.0, above
+    for _ in range(10):  # neither commands nor the watchdog move it
+        t += 0.1
+        f.submit(CENTER, REF, t, measured_position=above)
+        pos, _, _ = _out(f, t + 0.6, above)
+        t += 0.6
+        assert np.linalg.norm(pos - previous) == 0.0
+    # Jogged in to within one step of the box: the next command brings it in, by at most one step.
+    near = np.array([0.5, 0.0, limits.workspace_high[2] + 0.01])
+    f.reset(near, REF, t + 1.0)
+    status = f.submit(CENTER, REF, t + 1.1, measured_position=near)
+    assert not status.rejected
+    pos, _, _ = _out(f, t + 1.1, near)
+    assert _inside(limits, pos)
+    assert np.linalg.norm(pos - near) <= limits.max_translation_per_command + 1e-12
 
 
 def test_command_inside_all_limits_passes_unchanged():
@@ -106,7 +132,7 @@ def test_nonfinite_position_rejected_previous_target_kept(bad):
         status = f.submit(position, REF, 0.2 + 0.01 * axis)
         assert status.rejected_nonfinite
         assert not (status.step_limited or status.rate_limited or status.workspace_clipped)
-        pos, rot, _ = _out(f, 0.25)
+        pos, rot, _ = _out(f, 0.2 + 0.01 * axis)
         np.testing.assert_allclose(pos, good)
         np.testing.assert_allclose(rot, REF)
 
@@ -274,7 +300,8 @@ def test_rate_limit_flags():
 def test_same_or_earlier_timestamp_does_not_move(dt):
     f = _filter()
     f.submit(CENTER, REF, 1.0)
-    f.submit(CENTER + 0.03, exp_map(np.array([0.2, 0.0, 0.0])) @ REF, 1.0 + dt)
+    status = f.submit(CENTER + 0.03, exp_map(np.array([0.2, 0.0, 0.0])) @ REF, 1.0 + dt)
+    assert status.rejected_clock == (dt < 0)
     pos, rot, _ = _out(f, 1.0)
     np.testing.assert_allclose(pos, CENTER)
     np.testing.assert_allclose(rot, REF, atol=1e-12)
@@ -398,14 +425,23 @@ def test_orientation_box_about_a_custom_reference():
         assert np.any(np.isclose(np.abs(dev), max_dev, atol=1e-4))  # pinned to the box boundary
 
 
-def test_reset_clips_orientation_too():
-    limits = SafetyLimits()
-    far = exp_map(np.array([2.5, 0.0, 0.0])) @ REF
+def test_arm_rotated_1_rad_off_is_held_not_turned_0_4_rad_in_one_tick():
+    limits = SafetyLimits()  # 0.6 rad about x at most
+    far = exp_map(np.array([1.0, 0.0, 0.0])) @ REF
     f = _filter(limits, rotation=far)
-    _, rot, _ = _out(f, 0.0)
-    _assert_rotation(rot)
-    expected = [limits.max_orientation_deviation[0], 0.0, 0.0]
-    np.testing.assert_allclose(_deviation(limits, rot), expected, atol=1e-9)
+    _, rot, _ = _out(f, 0.0, rotation=far)
+    np.testing.assert_allclose(rot, far)  # was clipped to 0.6 rad: a 0.4 rad jump
+    assert f.submit(CENTER, REF, 0.1, measured_position=CENTER).outside_workspace
+    pos, rot, status = _out(f, 0.7, rotation=far)  # stale: the hold is where the arm is
+    assert status.stale_hold
+    np.testing.assert_allclose(rot, far)
+    # Within one rotation step of the box, a command brings the orientation in, by at most that step.
+    near = exp_map(np.array([0.7, 0.0, 0.0])) @ REF
+    f.reset(CENTER, near, 1.0)
+    assert not f.submit(CENTER, REF, 1.1).rejected
+    _, rot, _ = _out(f, 1.1, rotation=near)
+    assert angle_between(rot, near) <= limits.max_rotation_per_command + 1e-9
+    assert np.all(np.abs(_deviation(limits, rot)) <= np.asarray(limits.max_orientation_deviation) + 1e-9)
 
 
 def test_rotation_within_box_passes_unchanged():
@@ -436,15 +472,60 @@ def test_lead_limit_blocked_arm_does_not_wind_up():
     np.testing.assert_allclose(pos, measured + np.array([limits.max_target_lead, 0.0, 0.0]), atol=1e-12)
 
 
-def test_lead_limit_random():
-    rng = np.random.default_rng(7)
+def test_lead_limit_never_makes_a_step_bigger_than_the_step_limit():
+    # Hole: the lead limit ran after the step limit; with the arm 0.3 m from the target one command moved
+    # the target 0.24 m. Now the lead limit picks the goal and the step limit has the last word.
     limits = SafetyLimits(**BIG_BOX)
+    f = _filter(limits)
+    measured = CENTER + np.array([0.3, 0.0, 0.0])
+    f._measured = None  # the arm really is there (tested: a jump is refused, below)
+    status = f.submit(CENTER, REF, 0.1, measured_position=measured)
+    pos, _, _ = _out(f, 0.1, measured)
+    assert status.lead_limited and status.step_limited
+    np.testing.assert_allclose(np.linalg.norm(pos - CENTER), limits.max_translation_per_command)
+    rng = np.random.default_rng(7)
     for _ in range(100):
         f = _filter(limits)
+        f._measured = None
         measured = CENTER + rng.normal(size=3) * 0.1
         f.submit(CENTER + rng.normal(size=3) * 0.05, REF, 0.1, measured_position=measured)
-        pos, _, _ = _out(f, 0.1)
-        assert np.linalg.norm(pos - measured) <= limits.max_target_lead + 1e-12
+        pos, _, _ = _out(f, 0.1, measured)
+        assert np.linalg.norm(pos - CENTER) <= limits.max_translation_per_command + 1e-12
+        # ... towards the lead ball: never further from the measured position than it was
+        assert np.linalg.norm(pos - measured) <= max(np.linalg.norm(CENTER - measured), limits.max_target_lead) + 1e-12
+
+
+@pytest.mark.parametrize("measured", [np.array([np.nan, 0.0, 0.2]), np.array([np.inf, 0.0, 0.2]),
+                                      CENTER + np.array([0.3, 0.0, 0.0])])
+def test_a_bad_or_jumping_measured_position_does_not_pull_the_target(measured):
+    # Hole: a non-finite measurement, or one that jumped 0.3 m in 0.1 s, pulled the target with it.
+    limits = SafetyLimits(**BIG_BOX)
+    f = _filter(limits)
+    f.submit(CENTER, REF, 0.0, measured_position=CENTER)
+    status = f.submit(CENTER + 0.01, REF, 0.1, measured_position=measured)
+    assert status.rejected_measurement and status.rejected
+    np.testing.assert_allclose(_out(f, 0.1, measured)[0], CENTER)
+    # Nor does a watchdog hold go there: the hold is the last output.
+    pos, _, status = _out(f, 0.1 + 2 * limits.command_timeout_s, measured)
+    assert status.stale_hold
+    np.testing.assert_allclose(pos, CENTER)
+    if np.all(np.isfinite(measured)):  # a jump latches a fault: holding, even once it looks plausible
+        later = 0.1 + 10.0
+        assert f.submit(CENTER + 0.01, REF, later, measured_position=measured).rejected_measurement
+        pos, _, status = _out(f, later, measured)
+        assert status.stale_hold and status.rejected_measurement
+        np.testing.assert_allclose(pos, CENTER)
+        f.reset(measured, REF, later + 0.1)  # until a reset (the operator) takes the new measurement
+    else:  # a dropped-out sensor that comes back resumes
+        later = 0.1 + 10.0
+    assert not f.submit(measured + 0.01 if np.all(np.isfinite(measured)) else CENTER + 0.01, REF, later + 0.2,
+                        measured_position=measured if np.all(np.isfinite(measured)) else CENTER).rejected
+    # The same distance covered at a plausible speed is accepted.
+    f = _filter(limits)
+    f.submit(CENTER, REF, 0.0, measured_position=CENTER)
+    slowly = 0.3 / limits.max_measured_speed + 0.05
+    assert not f.submit(CENTER + np.array([0.3, 0.0, 0.01]), REF, slowly,
+                        measured_position=CENTER + np.array([0.3, 0.0, 0.0])).rejected
 
 
 def test_no_lead_limit_without_measured_position():
@@ -485,15 +566,53 @@ def test_stale_command_watchdog_holds_measured_pose():
     np.testing.assert_allclose(pos, measured + np.array([limits.max_translation_per_command, 0.0, 0.0]))
 
 
-def test_stale_hold_after_reset_without_commands_and_clipped_into_box():
+def test_stale_hold_after_reset_without_commands_is_where_the_arm_is_even_outside_the_box():
     limits = SafetyLimits()
     f = _filter(limits, now=5.0)
     assert not _out(f, 5.0 + 0.5 * limits.command_timeout_s)[2].stale_hold
-    outside = np.array([2.0, 0.0, 0.2])
-    pos, _, status = f.output(5.0 + 2 * limits.command_timeout_s, outside, REF)
+    pushed_out = np.array([limits.workspace_high[0] + 0.2, 0.0, 0.2])
+    f._measured = None  # pushed there slowly (a jump is refused: tested above)
+    pos, _, status = f.output(5.0 + 2 * limits.command_timeout_s, pushed_out, REF)
     assert status.stale_hold
-    assert _inside(limits, pos)
-    np.testing.assert_allclose(pos, [limits.workspace_high[0], 0.0, 0.2])
+    np.testing.assert_allclose(pos, pushed_out)  # "stay where you are", not a 0.2 m jump into the box
+
+
+@pytest.mark.parametrize("bad_now", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_clock_does_not_disable_the_watchdog(bad_now):
+    # Hole: one submit with now=NaN disabled the watchdog and the rate limit for good.
+    limits = SafetyLimits()
+    f = _filter(limits)
+    status = f.submit(CENTER + 0.01, REF, bad_now)
+    assert status.rejected_clock and status.rejected
+    pos, _, status = _out(f, 1000.0)
+    assert status.stale_hold
+    np.testing.assert_allclose(pos, CENTER)
+    # A non-finite clock on output holds too.
+    f = _filter(limits)
+    f.submit(CENTER + 0.01, REF, 0.1)
+    measured = CENTER + 0.005
+    pos, _, status = _out(f, bad_now, measured)
+    assert status.stale_hold and status.rejected_clock
+    np.testing.assert_allclose(pos, CENTER + 0.01)  # no trustworthy time: the measured pose is not adopted
+    # Rate limit still works after the bad clock: 4 cm in 10 ms is cut to 6 mm.
+    f = _filter(limits)
+    f.submit(CENTER, REF, 1.0)
+    f.submit(CENTER + 0.5, REF, bad_now)
+    f.submit(CENTER + np.array([0.04, 0.0, 0.0]), REF, 1.01)
+    np.testing.assert_allclose(_out(f, 1.01)[0], CENTER + np.array([limits.max_linear_speed * 0.01, 0.0, 0.0]))
+
+
+def test_a_clock_that_runs_backwards_holds_until_reset():
+    limits = SafetyLimits()
+    f = _filter(limits)
+    f.submit(CENTER + 0.01, REF, 1.0)
+    # A forward jump of the clock and back: the watchdog must not be left waiting for 1e300.
+    _out(f, 1e300)
+    assert f.submit(CENTER + 0.02, REF, 1.1).rejected_clock
+    pos, _, status = _out(f, 1.2)
+    assert status.stale_hold and status.rejected_clock
+    f.reset(CENTER, REF, 2.0)
+    assert not f.submit(CENTER + 0.01, REF, 2.1).rejected
 
 
 # -- 6. e-stop ---------------------------------------------------------------------------------------------
@@ -520,7 +639,7 @@ def test_estop_holds_engagement_pose_and_refuses_commands():
     measured = CENTER + np.array([0.0, 0.05, -0.05])
     f.clear_estop(measured, REF, 10.0)
     assert not f.estopped
-    pos, rot, status = f.output(10.0, CENTER, REF)
+    pos, rot, status = f.output(10.0, measured, REF)
     assert not status.modified
     np.testing.assert_allclose(pos, measured)
     np.testing.assert_allclose(rot, REF)
@@ -543,13 +662,41 @@ def test_estop_survives_reset():
     np.testing.assert_allclose(_out(f, 1.1)[0], CENTER)
 
 
-def test_clear_estop_clips_measured_pose_into_box():
+def test_clear_estop_outside_the_box_stays_where_the_arm_is():
     limits = SafetyLimits()
     f = _filter(limits)
     f.engage_estop(np.array([1.0, 0.0, 0.2]), REF)
     np.testing.assert_allclose(_out(f, 0.1)[0], [1.0, 0.0, 0.2])  # the hold is where the arm is
-    f.clear_estop(np.array([1.0, 0.0, 0.2]), REF, 0.2)
-    assert _inside(limits, _out(f, 0.2)[0])
+    assert f.clear_estop(np.array([1.0, 0.0, 0.2]), REF, 0.2).outside_workspace
+    np.testing.assert_allclose(_out(f, 0.2, np.array([1.0, 0.0, 0.2]))[0], [1.0, 0.0, 0.2])
+
+
+def test_estop_before_the_first_measured_pose_holds_that_pose_not_the_origin():
+    # Hole: an e-stop before the first measured pose latched a hold at (0, 0, 0) with identity rotation.
+    f = SafetyFilter(SafetyLimits())
+    f.engage_estop()
+    assert f.estopped and not f.started
+    with pytest.raises(RuntimeError, match="reset"):
+        f.output(0.0, CENTER, REF)
+    f.reset(CENTER, REF, 0.0)
+    pos, rot, status = _out(f, 0.1)
+    assert status.estop
+    np.testing.assert_allclose(pos, CENTER)
+    np.testing.assert_allclose(rot, REF)
+    # A malformed pose given with the e-stop is not adopted either.
+    f = _filter()
+    f.engage_estop(np.zeros(3) * np.nan, np.eye(3))
+    np.testing.assert_allclose(_out(f, 0.1)[0], CENTER)
+
+
+@pytest.mark.parametrize("position, rotation", [(np.full(3, np.nan), REF), (CENTER, -REF), (CENTER[:2], REF)])
+def test_reset_refuses_a_pose_that_is_not_a_measurement(position, rotation):
+    f = SafetyFilter(SafetyLimits())
+    with pytest.raises(ValueError, match="measured pose"):
+        f.reset(position, rotation, 0.0)
+    with pytest.raises(ValueError, match="finite time"):
+        f.reset(CENTER, REF, np.nan)
+    assert not f.started
 
 
 # -- SafetyLimits validation -------------------------------------------------------------------------------
@@ -684,3 +831,176 @@ def test_property_outputs_stay_in_box_and_within_step(commands):
             assert angle <= 1.02 * limits.max_rotation_per_command
             assert angle <= 1.02 * limits.max_angular_speed * dt + 1e-9
             pos, rot = new_pos, new_rot
+
+
+# -- the invariants, attacked by random sequences (hypothesis draws new ones on every run) -----------------
+
+_limits = st.builds(
+    SafetyLimits,
+    max_translation_per_command=st.floats(0.005, 0.1),
+    max_rotation_per_command=st.floats(0.05, 0.5),
+    max_linear_speed=st.floats(0.05, 1.0),
+    max_angular_speed=st.floats(0.1, 3.0),
+    max_target_lead=st.floats(0.01, 0.1),
+    command_timeout_s=st.floats(0.05, 1.0),
+)
+_time_step = st.one_of(
+    st.floats(0.0, 0.05), st.floats(0.05, 2.0),
+    st.sampled_from([np.nan, np.inf, -np.inf, -0.3, 1e300]),  # bad clocks: not finite, backwards, absurd
+)
+_vec = st.tuples(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.floats(-1.0, 1.0)).map(np.array)
+# How a measurement reaches the filter: the truth, or corrupted.
+_sensor = st.sampled_from(["true", "true", "true", "nan", "inf", "jump", "bad_rotation"])
+_op = st.one_of(
+    st.tuples(st.just("submit"), _vec, _vec, _time_step, _sensor),
+    st.tuples(st.just("output"), _time_step, _sensor),
+    st.tuples(st.just("push"), _vec, _vec),  # the arm moves: tracking, contact, a person (maybe out of the box)
+    st.tuples(st.just("estop"), _sensor),
+    st.tuples(st.just("clear"),),
+    st.tuples(st.just("reset"),),
+)
+
+
+def _corrupt(kind, position, rotation):
+    if kind == "nan":
+        return np.full(3, np.nan), rotation
+    if kind == "inf":
+        return position + np.array([np.inf, 0.0, 0.0]), rotation
+    if kind == "jump":  # further than the arm could have moved in the whole sequence
+        return position + np.array([0.0, 1e3, 0.0]), rotation
+    if kind == "bad_rotation":
+        return position, -rotation
+    return position, rotation
+
+
+class _Invariants:
+    """Follows one filter through a sequence and checks every output against the invariants."""
+
+    def __init__(self, limits):
+        self.lim = limits
+        self.f = SafetyFilter(limits)
+        self.t = 0.0
+        self.arm = (CENTER.copy(), REF.copy())  # the arm's true pose
+        self.prev: tuple | None = None  # the previous output
+        self.prev_change_time: float | None = None  # rate limits count from the previous change
+        self.last_accepted = 0.0  # last accepted command (or reset): the watchdog counts from here
+        self.estop_hold: tuple | None = None
+        self.latest = 0.0  # the latest time the filter has seen: earlier ones are a bad clock
+        self.estop_given = None
+
+    def clock(self, dt):
+        if not np.isfinite(dt) or dt < 0 or dt > 1e100:
+            now = dt if not np.isfinite(dt) or dt > 1e100 else self.t + dt  # NaN/inf, 1e300 or backwards
+        else:
+            self.t += dt
+            now = self.t
+        return now
+
+    def clock_ok(self, now):
+        ok = bool(np.isfinite(now) and now >= self.latest)
+        self.latest = now if ok else self.latest
+        return ok
+
+    def reset(self, now=None):
+        now = self.t if now is None else now
+        self.f.reset(*self.arm, now)
+        self.latest = now
+        if not self.f.estopped:  # an engaged e-stop keeps its hold through a reset
+            self.prev = (self.arm[0].copy(), self.arm[1].copy())  # "stay where you are"
+        self.prev_change_time, self.last_accepted = None, now
+
+    def run(self, ops):
+        self.reset()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            for op in ops:
+                getattr(self, "op_" + op[0])(*op[1:])
+
+    def op_push(self, dp, drot):
+        # A person or a contact moves the arm (maybe out of the box), at most 1 cm in 20 ms: a believable speed.
+        self.t += 0.02
+        self.arm = (self.arm[0] + 0.01 * dp / max(1.0, np.linalg.norm(dp)), exp_map(0.05 * drot) @ self.arm[1])
+
+    def op_submit(self, dp, drot, dt, sensor):
+        now = self.clock(dt)
+        target = (self.arm[0] + 0.2 * dp, exp_map(0.8 * drot) @ self.arm[1])
+        clock_ok = np.isfinite(now) and now >= self.latest
+        status = self.f.submit(*target, now, measured_position=_corrupt(sensor, *self.arm)[0])
+        assert status.rejected_clock == (not clock_ok) or status.estop
+        if not status.rejected:
+            self.last_accepted = now
+        self.op_output(None, sensor, submitted_at=now)
+
+    def op_output(self, dt, sensor, submitted_at=None):
+        now = self.clock(dt) if submitted_at is None else submitted_at
+        measured = _corrupt(sensor, *self.arm)
+        pos, rot, status = self.f.output(now, *measured)
+        # 1. always finite, always a rotation
+        assert np.all(np.isfinite(pos))
+        _assert_rotation(rot)
+        where_it_is = sensor == "true" and np.allclose(pos, self.arm[0], atol=1e-12) and np.allclose(
+            rot, self.arm[1], atol=1e-9)
+        unchanged = np.allclose(pos, self.prev[0], atol=1e-12) and np.allclose(rot, self.prev[1], atol=1e-9)
+        # 6. an e-stop holds one pose until it is cleared
+        if self.f.estopped:
+            assert status.estop
+            if self.estop_hold is None:  # held where the arm was when it was engaged, or where we were
+                given = self.estop_given
+                at_given = given is not None and np.allclose(pos, given[0]) and np.allclose(rot, given[1])
+                assert unchanged or at_given
+                where_it_is |= at_given  # a hold where the arm was, a moment ago
+                self.estop_hold = (pos.copy(), rot.copy())
+            np.testing.assert_array_equal(pos, self.estop_hold[0])
+            np.testing.assert_array_equal(rot, self.estop_hold[1])
+        # 5. no accepted command for command_timeout_s (or no trustworthy clock): a hold
+        clock_ok = self.clock_ok(now)
+        if not clock_ok or now - self.last_accepted > self.lim.command_timeout_s:
+            assert status.stale_hold or status.estop
+            if not clock_ok and not status.estop:
+                assert unchanged
+        # 2-3. a change is either "stay where you are" or a step inside the box within the limits
+        if not (unchanged or where_it_is):
+            assert submitted_at is not None, "the output changed without a command"
+            assert _inside(self.lim, pos, tol=1e-12), "a command outside the box that is not a hold"
+            assert np.all(np.abs(_deviation(self.lim, rot)) <= np.asarray(self.lim.max_orientation_deviation) + 1e-9)
+            step, angle = np.linalg.norm(pos - self.prev[0]), angle_between(rot, self.prev[1])
+            assert step <= self.lim.max_translation_per_command + 1e-12
+            assert angle <= self.lim.max_rotation_per_command + 1e-9
+            if self.prev_change_time is not None:
+                dt = now - self.prev_change_time
+                assert step <= self.lim.max_linear_speed * dt + 1e-12
+                assert angle <= self.lim.max_angular_speed * dt + 1e-9
+        if not _inside(self.lim, pos, tol=1e-12):
+            assert unchanged or where_it_is
+        if not unchanged:
+            self.prev_change_time = now if clock_ok else self.prev_change_time
+        self.prev = (pos.copy(), rot.copy())
+
+    def op_estop(self, sensor):
+        was = self.f.estopped
+        self.f.engage_estop(*_corrupt(sensor, *self.arm), now=self.t)
+        if not was:
+            self.estop_hold = None
+            self.estop_given = self.arm if sensor == "true" else None
+
+    def op_reset(self):  # an episode reset (the bridge re-measures), e-stop or not
+        self.reset()
+
+    def op_clear(self):
+        self.estop_hold = None
+        self.f.clear_estop(*self.arm, self.t)
+        self.reset()
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(limits=_limits, ops=st.lists(_op, min_size=1, max_size=30))
+def test_property_invariants_hold_for_any_sequence(limits, ops):
+    _Invariants(limits).run(ops)
+
+
+def test_property_before_a_measured_pose_nothing_is_commanded():
+    f = SafetyFilter(SafetyLimits())
+    f.engage_estop(CENTER, REF, now=0.0)
+    for call in (lambda: f.submit(CENTER, REF, 0.0), lambda: f.output(0.0, CENTER, REF)):
+        with pytest.raises(RuntimeError, match="reset"):
+            call()

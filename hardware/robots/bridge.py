@@ -56,15 +56,20 @@ class RobotBridge(Node):
             raise ValueError(f"robot profile {profile.name!r}: topics {missing} are required by the {profile.bridge} bridge")
         self.profile = profile
         self.filter = SafetyFilter(profile.safety)
-        self.guard = CommandGuard(CommandChecks(frame_id=profile.controller_frame),
+        self.guard = CommandGuard(CommandChecks(frame_id=profile.controller_frame, also_accepted=("base",)),
                                   warn=lambda text: self.get_logger().warning(text, throttle_duration_sec=1.0))
         self.reference = np.asarray(profile.safety.reference_rotation, float).reshape(3, 3)
         self.measured: tuple[np.ndarray, np.ndarray] | None = None
+        # Why the arm is held, latched until the operator (or, for the wrench, the next reset) releases it:
+        # "estop" (operator), "wrench" (limit exceeded), "robot" (the robot's own reflex / protective stop).
+        self.faults: dict[str, str] = {}
+        self.outside_workspace = False  # the arm was outside the box at start-up: nothing is commanded
         self.sent = 0
         self._hold = None
         self._homing: tuple[threading.Event, float] | None = None
         self._home_reached = False
         self._last_pose: tuple[np.ndarray, float] | None = None
+        self._wrench: tuple[np.ndarray, np.ndarray] | None = None
         t = profile.topics
         pub, sub = self.create_publisher, self.create_subscription
         self.pub_pose = pub(PoseStamped, topics.EE_POSE, qos.SENSOR)
@@ -73,11 +78,12 @@ class RobotBridge(Node):
         self.pub_joints = pub(JointState, topics.JOINT_STATES, qos.SENSOR)
         self.pub_width = pub(Float64, topics.GRIPPER_WIDTH, qos.SENSOR)
         self.pub_status = pub(String, topics.STATUS, qos.EVENT)
-        sub(PoseStamped, t["ee_pose_in"], self._on_measured_pose, qos.SENSOR)
+        if "ee_pose_in" in t:
+            sub(PoseStamped, t["ee_pose_in"], self._on_measured_pose, qos.SENSOR)
         if "ee_twist_in" in t:
             sub(TwistStamped, t["ee_twist_in"], self.pub_twist.publish, qos.SENSOR)
         if "ee_wrench_in" in t:
-            sub(WrenchStamped, t["ee_wrench_in"], self.pub_wrench.publish, qos.SENSOR)
+            sub(WrenchStamped, t["ee_wrench_in"], self._on_wrench, qos.SENSOR)
         if "joint_states_in" in t and t["joint_states_in"] != topics.join(profile.namespace, topics.JOINT_STATES):
             sub(JointState, t["joint_states_in"], self.pub_joints.publish, qos.SENSOR)
         if "gripper_joint_states_in" in t:
@@ -98,12 +104,25 @@ class RobotBridge(Node):
         self._reset_host.node.create_service(Trigger, topics.RESET, self._on_reset)
         self._reset_host.start()
         self.create_service(Trigger, topics.CLEAR_ESTOP, self._on_clear_estop)
+        self.create_service(Trigger, topics.RECOVER, self._on_recover)
         self.create_timer(1.0 / profile.bridge_hz, self._send)
         self.create_timer(0.1, self._publish_status)
 
     # -- the controller side (subclasses) ----------------------------------------------------------
     def command_controller(self, position, rotation, holding: bool, stamp: float) -> None:
         raise NotImplementedError
+
+    def robot_fault(self) -> str | None:
+        """The robot's own safety state, when it stopped itself (a reflex, a user or protective stop)."""
+        return None
+
+    def recover_robot(self) -> str | None:
+        """Ask the robot to recover from its fault; None when it did, else why not."""
+        return "this bridge cannot recover the robot: recover it on the robot's own interface, then call recover"
+
+    def ros_time(self) -> float:
+        """Seconds on this node's ROS clock (simulated time under `use_sim_time`): message stamps."""
+        return self.get_clock().now().nanoseconds * 1e-9
 
     # -- measured state --------------------------------------------------------------------------
     def _on_measured_pose(self, msg: PoseStamped) -> None:
@@ -112,53 +131,117 @@ class RobotBridge(Node):
         except M.MessageError as err:
             self.get_logger().warning(f"ignored the controller's pose: {err}", throttle_duration_sec=1.0)
             return
-        first = self.measured is None
+        self.update_measured(position, rotation, M.from_stamp(msg.header.stamp), msg)
+
+    def update_measured(self, position, rotation, stamp: float, msg: PoseStamped | None = None) -> None:
+        """A new measured pose (base frame). The first one inside the workspace box starts the filter."""
+        if not (np.all(np.isfinite(position)) and np.all(np.isfinite(rotation))):
+            self.get_logger().warning("ignored a non-finite measured pose", throttle_duration_sec=1.0)
+            return
         self.measured = (position, rotation)
-        if first:  # the filter starts from where the arm is
-            self.filter.reset(position, rotation, now=time.monotonic())
-        self.pub_pose.publish(msg)
+        if not self.filter.started:  # nothing is commanded before a measured pose, inside the box
+            if self.profile.safety.contains(position):
+                self.filter.reset(position, rotation, now=time.monotonic())
+                if self.outside_workspace:
+                    self.get_logger().info("the arm is inside the workspace box now: taking commands")
+                self.outside_workspace = False
+            elif not self.outside_workspace:
+                self.outside_workspace = True
+                self.get_logger().error(
+                    f"the arm is at {np.round(position, 3).tolist()}, outside the workspace box "
+                    f"{list(self.profile.safety.workspace_low)}..{list(self.profile.safety.workspace_high)}: "
+                    "nothing is commanded until the operator jogs it inside (or widen the profile's box)")
+        self.pub_pose.publish(msg if msg is not None else M.to_pose(position, rotation, stamp, self.profile.controller_frame))
         if "ee_twist_in" not in self.profile.topics:  # finite difference, for controllers without a twist topic
-            stamp = M.from_stamp(msg.header.stamp)
             if self._last_pose is not None and stamp > self._last_pose[1]:
                 velocity = (position - self._last_pose[0]) / (stamp - self._last_pose[1])
-                self.pub_twist.publish(M.to_twist(velocity, np.zeros(3), stamp, msg.header.frame_id))
+                self.pub_twist.publish(M.to_twist(velocity, np.zeros(3), stamp, self.profile.controller_frame))
             self._last_pose = (position, stamp)
+
+    def _on_wrench(self, msg: WrenchStamped) -> None:
+        self.pub_wrench.publish(msg)
+        f, t = msg.wrench.force, msg.wrench.torque
+        self.update_wrench(np.array([f.x, f.y, f.z]), np.array([t.x, t.y, t.z]))
+
+    def update_wrench(self, force, torque) -> None:
+        self._wrench = (np.asarray(force, float), np.asarray(torque, float))
+        reason = self.profile.safety.wrench_violation(force, torque)
+        if reason is not None and "wrench" not in self.faults:
+            self.latch("wrench", reason)
+
+    # -- faults: hold where the arm is until released ------------------------------------------------
+    def latch(self, kind: str, reason: str) -> None:
+        self.faults[kind] = reason
+        if self.measured is not None and self.filter.started:
+            self.filter.engage_estop(*self.measured, now=time.monotonic())
+        else:
+            self.filter.engage_estop()  # before any measured pose: the first one becomes the hold
+        self.get_logger().error(f"HOLDING ({kind}): {reason}")
+
+    def release(self, kind: str) -> str:
+        self.faults.pop(kind, None)
+        if self.faults:
+            return f"still holding: {self.faults}"
+        if self.filter.estopped and self.measured is not None and self.filter.started:
+            self.filter.clear_estop(*self.measured, now=time.monotonic())
+        return ""
 
     # -- our commands ----------------------------------------------------------------------------
     def _on_target_pose(self, msg: PoseStamped) -> None:
-        pose = self.guard.pose(msg, time.time())
-        if pose is not None and self.measured is not None and self._homing is None:
+        pose = self.guard.pose(msg, self.ros_time())
+        if pose is not None and self.filter.started and self._homing is None:
             self.filter.submit(*pose, now=time.monotonic(), measured_position=self.measured[0])
 
     def _on_target_twist(self, msg: TwistStamped) -> None:
-        self.guard.twist(msg, time.time())
+        self.guard.twist(msg, self.ros_time())
 
     def _on_gripper(self, msg: Float64) -> None:
         opening = self.guard.gripper(msg)
-        if opening is not None and self.pub_gripper is not None and not self.filter.estopped:
+        if opening is not None and not self.faults:
+            self.command_gripper(opening)
+
+    def command_gripper(self, opening: float) -> None:
+        if self.pub_gripper is not None:
             self.pub_gripper.publish(Float64(data=opening))
 
     def _on_estop(self, msg: Bool) -> None:
-        if msg.data and not self.filter.estopped:
-            position, rotation = self.measured if self.measured is not None else (np.zeros(3), np.eye(3))
-            self.filter.engage_estop(position, rotation)
-            self.get_logger().warning("E-STOP engaged: holding the pose until clear_estop is called")
+        if msg.data and "estop" not in self.faults:
+            self.latch("estop", "operator e-stop: clear_estop releases it")
 
     def _on_clear_estop(self, request, response):
         if self.measured is None:
             response.success, response.message = False, "no measured pose yet"
             return response
-        was = self.filter.estopped
-        self.filter.clear_estop(*self.measured, now=time.monotonic())
-        response.success = True
-        response.message = "e-stop cleared" if was else "e-stop was not engaged"
+        was = "estop" in self.faults
+        rest = self.release("estop")
+        response.success = not rest
+        response.message = rest or ("e-stop cleared" if was else "e-stop was not engaged")
+        return response
+
+    def _on_recover(self, request, response):
+        """The operator confirms that the robot may resume after its own safety stop (reflex, user stop,
+        protective stop): the robot is asked to recover, then the hold is released where the arm is."""
+        if "robot" not in self.faults:
+            response.success, response.message = True, "no robot fault to recover from"
+            return response
+        why = self.recover_robot()
+        if why is None and self.robot_fault() is None:
+            rest = self.release("robot")
+            response.success, response.message = not rest, rest or "recovered"
+        else:
+            response.success, response.message = False, why or f"still faulted: {self.robot_fault()}"
         return response
 
     def _on_reset(self, request, response):
         """Move to the profile's home position at the filter's speed; answer once there (or after
-        HOME_TIMEOUT_S, unsuccessfully; a bridge just started first waits for the arm's pose)."""
-        if self.filter.estopped:
-            response.success, response.message = False, "e-stop engaged: clear it first"
+        HOME_TIMEOUT_S, unsuccessfully; a bridge just started first waits for the arm's pose). A wrench
+        hold is released here if the wrench is back under the limit; other holds need the operator."""
+        if "wrench" in self.faults and self._wrench is not None \
+                and self.profile.safety.wrench_violation(*self._wrench) is None:
+            self.release("wrench")
+        if self.faults:
+            response.success = False
+            response.message = f"holding: {self.faults}; clear_estop / recover first"
             return response
         done = threading.Event()
         self._home_reached = False
@@ -167,17 +250,21 @@ class RobotBridge(Node):
         reached = self._home_reached
         response.success = reached
         response.message = json.dumps({"home": list(self.profile.home_position), "reached": reached,
-                                       "measured": self.measured is not None})
+                                       "measured": self.measured is not None,
+                                       "outside_workspace": self.outside_workspace, "faults": self.faults})
         return response
 
     # -- to the controller -------------------------------------------------------------------------
     def _send(self) -> None:
-        if self.measured is None:  # never command an arm whose pose is unknown
+        fault = self.robot_fault()
+        if fault is not None and "robot" not in self.faults:
+            self.latch("robot", fault)
+        if not self.filter.started:  # never command an arm whose pose is unknown, or outside the box
             if self._homing is not None and time.monotonic() - self._homing[1] > HOME_TIMEOUT_S:
                 self._homing[0].set()
                 self._homing = None
             return
-        now, wall = time.monotonic(), time.time()
+        now, stamp = time.monotonic(), self.ros_time()
         position, rotation = self.measured
         if self._homing is not None:
             done, started = self._homing
@@ -190,24 +277,28 @@ class RobotBridge(Node):
                 self.filter.submit(home, self.reference, now=now, measured_position=position)
         else:
             target = self.guard.twist_target(*self.filter.output(now, position, rotation)[:2],
-                                             1.0 / self.profile.bridge_hz, wall, self.profile.safety.command_timeout_s)
+                                             1.0 / self.profile.bridge_hz, stamp, self.profile.safety.command_timeout_s)
             if target is not None:
                 self.filter.submit(*target, now=now, measured_position=position)
         target_pos, target_rot, hold = self.filter.output(now, position, rotation)
         self._hold = hold
-        self.command_controller(target_pos, target_rot, hold.stale_hold or hold.estop, wall)
+        self.command_controller(target_pos, target_rot, hold.stale_hold or hold.estop, stamp)
         self.sent += 1
 
     def destroy_node(self) -> None:
         self._reset_host.close()
         super().destroy_node()
 
-    def _publish_status(self) -> None:
+    def status(self) -> dict:
         hold = self._hold
-        self.pub_status.publish(String(data=json.dumps({
-            "bridge": self.profile.bridge, "measured": self.measured is not None, "sent": self.sent,
-            "estop": self.filter.estopped, "watchdog_hold": bool(hold is not None and hold.stale_hold),
-            "homing": self._homing is not None, "commands": self.guard.status()})))
+        return {"bridge": self.profile.bridge, "measured": self.measured is not None, "sent": self.sent,
+                "estop": "estop" in self.faults, "faults": dict(self.faults), "holding": self.filter.estopped,
+                "outside_workspace": self.outside_workspace,
+                "watchdog_hold": bool(hold is not None and hold.stale_hold),
+                "homing": self._homing is not None, "commands": self.guard.status()}
+
+    def _publish_status(self) -> None:
+        self.pub_status.publish(String(data=json.dumps(self.status())))
 
 
 class FrankaBridge(RobotBridge):
@@ -246,17 +337,28 @@ class URBridge(RobotBridge):
         self.pub_twist_out.publish(M.to_twist(linear, angular, stamp, frame))
 
 
-BRIDGES = {"franka": FrankaBridge, "ur": URBridge}
+def bridge_class(kind: str) -> type[RobotBridge]:
+    """The bridge for a profile's `bridge` kind (one module per kind; franky's is imported only when used)."""
+    if kind == "franky":
+        from hardware.robots.franky_bridge import FrankyBridge
+
+        return FrankyBridge
+    bridges = {"franka": FrankaBridge, "ur": URBridge}
+    if kind not in bridges:
+        raise ValueError(f"bridge {kind!r}: `robot-rl bridge` runs franka, franky or ur "
+                         "(a 'sim' profile runs `robot-rl sim-robot`)")
+    return bridges[kind]
 
 
 def _hold_where_it_is(node: RobotBridge) -> None:
-    if node.measured is not None:  # the last word to the controller: hold where the arm is
-        node.command_controller(*node.measured, True, time.time())
+    if node.measured is not None and node.filter.started:  # the last word to the controller: hold where the arm is
+        node.command_controller(*node.measured, True, node.ros_time())
 
 
 def main(profile: RobotProfile, *, domain_id: int | None = None, argv: list[str] | None = None) -> None:
-    if profile.bridge not in BRIDGES:
-        raise ValueError(f"robot profile {profile.name!r} has bridge {profile.bridge!r}; `robot-rl bridge` runs "
-                         f"{sorted(BRIDGES)} (a 'sim' profile runs `robot-rl sim-robot`)")
-    run_node(lambda context: BRIDGES[profile.bridge](profile, context=context), argv=argv, domain_id=domain_id,
+    try:
+        cls = bridge_class(profile.bridge)
+    except ValueError as err:
+        raise ValueError(f"robot profile {profile.name!r}: {err}") from None
+    run_node(lambda context: cls(profile, context=context), argv=argv, domain_id=domain_id,
              before_destroy=_hold_where_it_is)

@@ -3,7 +3,7 @@ the RobotEnv read. Profiles shipped with the package live in hardware/robots/pro
 takes one of their names or a path. Unknown keys and bad values fail with the key named.
 
     name: franka_fr3
-    bridge: franka              # sim | franka | ur
+    bridge: franky              # sim | franka (franka_ros2) | franky (libfranka via franky) | ur
     namespace: robot            # our topics: /robot/ee_pose, /robot/target_pose, ...
     control_hz: 10.0            # the policy's rate (RobotEnv)
     bridge_hz: 100.0            # how often the bridge sends the filtered target to the controller
@@ -11,6 +11,7 @@ takes one of their names or a path. Unknown keys and bad values fail with the ke
     action: {...}               # controllers.ActionSpec fields
     safety: {...}               # controllers.SafetyLimits fields: workspace box, step/rate limits, watchdog
     topics: {...}               # the controller's topics (see each bridge)
+    driver: {...}               # options of the bridge kind (franky: hostname, stiffness, clips, limits)
     cameras: [{...}, ...]       # hardware.cameras.CameraConfig fields
 """
 
@@ -28,7 +29,7 @@ from controllers.safety import SafetyLimits
 from hardware.cameras.sources import CameraConfig
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
-BRIDGES = ("sim", "franka", "ur")
+BRIDGES = ("sim", "franka", "franky", "ur")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class RobotProfile:
     cameras: tuple[CameraConfig, ...] = ()
     controller_frame: str = "base"  # frame_id of what the bridge sends to the controller
     task: str = "PickCube-v0"  # bridge "sim": the simulated task; otherwise the task the robot is set up for
+    driver: dict[str, Any] = field(default_factory=dict)  # options of the bridge kind (franky: FrankyOptions)
 
     def __post_init__(self) -> None:
         if self.bridge not in BRIDGES:
@@ -90,6 +92,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "robot profile") -> Rob
     if not isinstance(cameras, list):
         raise ValueError(f"{where}: cameras must be a list")
     values["cameras"] = tuple(_build(CameraConfig, c, f"{where}: cameras[{i}]") for i, c in enumerate(cameras))
+    if not isinstance(values.get("driver", {}), dict):
+        raise ValueError(f"{where}: driver must be a mapping of the bridge's options")
     topics = values.get("topics", {})
     if not (isinstance(topics, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in topics.items())):
         raise ValueError(f"{where}: topics must map names to topic strings")

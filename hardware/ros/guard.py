@@ -24,6 +24,9 @@ from hardware.ros.messages import MessageError, from_pose, from_stamp, from_twis
 @dataclass(frozen=True)
 class CommandChecks:
     frame_id: str = "base"
+    # Other names of the same frame: our topic contract says "base" whatever the robot's driver calls it
+    # (franka_ros2: fr3_link0).
+    also_accepted: tuple[str, ...] = ()
     max_age_s: float = 0.5  # on arrival, on the robot's clock
     max_future_s: float = 0.05  # stamped this far ahead of the robot's clock: accepted (clock jitter)
 
@@ -97,7 +100,7 @@ class CommandGuard:
         return status
 
     def _header_ok(self, what: str, header, now: float) -> bool:
-        if header.frame_id not in (self.checks.frame_id, ""):
+        if header.frame_id not in (self.checks.frame_id, "", *self.checks.also_accepted):
             self._reject(what, f"frame {header.frame_id!r} is not the robot base frame {self.checks.frame_id!r}")
             return False
         age = now - from_stamp(header.stamp)

@@ -12,7 +12,7 @@ Published by the robot side                      type
   cameras/<name>/camera_info                     sensor_msgs/CameraInfo
   object_state                                   std_msgs/Float32MultiArray (sim, or an object tracker)
   reward, success                                std_msgs/Float32, std_msgs/Bool (sim, or a reward node)
-  status                                         std_msgs/String (JSON: watchdog, e-stop, rejections)
+  status                                         std_msgs/String (JSON: watchdog, e-stop, faults, rejections)
 Subscribed by the robot side
   target_pose                                    geometry_msgs/PoseStamped: absolute EE target
   target_twist                                   geometry_msgs/TwistStamped: EE velocity (held until stale)
@@ -20,7 +20,9 @@ Subscribed by the robot side
   estop                                          std_msgs/Bool: True latches the e-stop
 Services of the robot side (std_srvs/Trigger)
   reset                                          start an episode (sim: new scene; real: go home)
-  clear_estop                                    release a latched e-stop
+  clear_estop                                    release a latched operator e-stop
+  recover                                        the operator confirms recovery from the robot's own
+                                                 safety stop (reflex, user stop, protective stop)
 Human in the loop (teleop node)
   teleop/action                                  std_msgs/Float32MultiArray: the human's normalised action
   teleop/active                                  std_msgs/Bool: the human is driving
@@ -44,6 +46,7 @@ ESTOP = "estop"
 
 RESET = "reset"
 CLEAR_ESTOP = "clear_estop"
+RECOVER = "recover"
 
 TELEOP_ACTION = "teleop/action"
 TELEOP_ACTIVE = "teleop/active"

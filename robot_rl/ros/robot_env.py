@@ -194,6 +194,7 @@ class RobotEnv(gym.Env):
         self.pub_estop = self.node.create_publisher(Bool, topics.ESTOP, qos.EVENT)
         self.reset_client = self.node.create_client(Trigger, topics.RESET)
         self.clear_estop_client = self.node.create_client(Trigger, topics.CLEAR_ESTOP)
+        self.recover_client = self.node.create_client(Trigger, topics.RECOVER)
         self.rejected: dict[str, str] = {}  # topic: reason of the last malformed message
         self._ros.start()
 
@@ -347,9 +348,12 @@ class RobotEnv(gym.Env):
         self._steps += 1
         self._total_steps += 1
         terminated = success
-        truncated = not terminated and self._steps >= cfg.episode_steps
+        # The robot holds itself (operator e-stop, wrench limit, its own reflex / protective stop): the
+        # episode ends here, and the next reset waits for the operator where the fault needs one.
+        faults = self.robot_status.get("faults") or {}
+        truncated = not terminated and (self._steps >= cfg.episode_steps or bool(faults))
         info = {"success": success, "is_success": success, "executed_action": action.astype(np.float32),
-                "gripper_toggled": toggled, "observation_age_s": age,
+                "gripper_toggled": toggled, "observation_age_s": age, "robot_faults": dict(faults),
                 "safety": {k: v for k, v in vars(status).items() if v} | {k: v for k, v in vars(hold).items() if v}}
         return obs, reward, terminated, truncated, info
 
@@ -390,11 +394,19 @@ class RobotEnv(gym.Env):
         self.pub_estop.publish(Bool(data=True))
 
     def clear_estop(self, timeout_s: float = 5.0) -> str:
-        if not self.clear_estop_client.wait_for_service(timeout_sec=timeout_s):
-            raise RuntimeError(f"no {topics.CLEAR_ESTOP} service on {self.node.get_namespace()}")
-        future = self.clear_estop_client.call_async(Trigger.Request())
+        return self._trigger(self.clear_estop_client, topics.CLEAR_ESTOP, timeout_s)
+
+    def recover(self, timeout_s: float = 10.0) -> str:
+        """The operator confirms that the robot may resume after its own safety stop (reflex, user or
+        protective stop); returns the robot's answer."""
+        return self._trigger(self.recover_client, topics.RECOVER, timeout_s)
+
+    def _trigger(self, client, name: str, timeout_s: float) -> str:
+        if not client.wait_for_service(timeout_sec=timeout_s):
+            raise RuntimeError(f"no {name} service on {self.node.get_namespace()}")
+        future = client.call_async(Trigger.Request())
         if not self._wait_future(future, timeout_s):
-            raise RuntimeError("clear_estop timed out")
+            raise RuntimeError(f"{name} timed out")
         return future.result().message
 
     def _wait_future(self, future, timeout_s: float) -> bool:
