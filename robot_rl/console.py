@@ -24,7 +24,7 @@ HTTP API
   GET  /api/state[?since=N]    {"status", "status_age_s", "history" (episodes after N), "cameras", "frames",
                                "pending_events", "episodes", "ma_window", "camera_hz"}
   GET  /camera/<name>.jpg      the latest frame of that camera (any query string is ignored: cache busting)
-  POST /api/event              {"event": "success"|"failure"|"reset"|"pause"|"takeover"}, JSON only
+  POST /api/event              {"event": "success"|"failure"|"reset"|"pause"|"takeover"|"estop"}, JSON only
 Errors are JSON `{"error": "..."}`: 400 bad event or body, 403 cross-origin POST or foreign Host header,
 404 unknown path or camera, 405 wrong method, 411 no Content-Length, 413 body over 1 KiB,
 415 not application/json, 503 event queue full (the actor is not polling).

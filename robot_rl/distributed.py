@@ -177,7 +177,7 @@ class Actor:
             # time-limit cut (the policy's value there still bootstraps); labels go to the record.
             if OperatorEvent.SUCCESS in events or OperatorEvent.FAILURE in events:
                 label = "success" if OperatorEvent.SUCCESS in events else "failure"
-            if label is not None or OperatorEvent.RESET in events:
+            if label is not None or OperatorEvent.RESET in events or OperatorEvent.ESTOP in events:
                 truncated = truncated or not terminated
             done = terminated or truncated
             self._show(obs, len(actions), human_action is not None)
@@ -216,6 +216,11 @@ class Actor:
                     log.warning("%s: TAKEOVER from the console needs a teleop device (--teleop); ignored",
                                    self.actor_id)
             events.update(from_console)
+        if OperatorEvent.ESTOP in events:  # the robot holds itself; this episode ends (RobotEnv sees the fault)
+            if hasattr(self.env.unwrapped, "estop"):
+                self.env.unwrapped.estop()
+            else:
+                log.warning("%s: E-STOP from the operator: this env has no robot e-stop; the episode ends", self.actor_id)
         return events
 
     def _hold_while_paused(self) -> None:

@@ -289,6 +289,7 @@ def test_page_and_static_files(console):
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     page = body.decode()
     for element_id in (
+        "btn-estop",
         "btn-success",
         "btn-failure",
         "btn-reset",
@@ -467,6 +468,11 @@ def test_page_in_headless_chromium(console):
         assert _events_until(console, E.TAKEOVER) == [E.TAKEOVER]
         driver.find_element(By.ID, "btn-reset").click()
         assert _events_until(console, E.RESET) == [E.RESET]
+        # the E-STOP: a button and a key (the actor latches the robot's e-stop on it)
+        driver.find_element(By.ID, "btn-estop").click()
+        assert _events_until(console, E.ESTOP) == [E.ESTOP]
+        body.send_keys("e")
+        assert _events_until(console, E.ESTOP) == [E.ESTOP]
 
         # the plots are drawn: coloured pixels on both canvases
         drawn = """const c = document.getElementById(arguments[0]);

@@ -29,7 +29,9 @@ def _profile(hostname: str, **safety) -> dict:
         "safety": {"workspace_low": [0.3, -0.3, 0.1], "workspace_high": [0.7, 0.3, 0.6], "max_linear_speed": 0.25,
                    "max_translation_per_command": 0.03, "max_angular_speed": 0.5, "command_timeout_s": 0.3,
                    **safety},
-        "driver": {"hostname": hostname, "realtime": False, "translational_stiffness": 2000.0},
+        "driver": {"hostname": hostname, "realtime": False, "translational_stiffness": 2000.0,
+                   "lower_joint_limits": [-2.70, -1.75, -2.85, -3.00, -2.75, 0.60, -2.95],
+                   "upper_joint_limits": [2.70, 1.75, 2.85, -0.20, 2.75, 4.45, 2.95]},
     }
 
 
@@ -58,8 +60,9 @@ class FrankySim:
 class Cell:
     """franky-sim + the franky bridge + a RobotEnv, with success published as a reward node would."""
 
-    def __init__(self, **safety):
+    def __init__(self, reward_node: bool = True, **safety):
         self.safety = safety
+        self.reward_node = reward_node
 
     def __enter__(self):
         from robot_rl.ros.robot_env import make_robot_env
@@ -70,13 +73,15 @@ class Cell:
         self.bridge = BridgeProcess(self.domain, self.profile).__enter__()
         self.probe = Probe(self.domain)
         self.probe.listen(Float64, "gripper_width", qos.SENSOR)
-        success = self.probe.publisher(Bool, "success", qos.EVENT)
         self._stop = threading.Event()
-        threading.Thread(target=lambda: [success.publish(Bool(data=False)) for _ in iter(lambda: self._stop.wait(0.05), True)],
-                         daemon=True).start()
+        if self.reward_node:
+            success = self.probe.publisher(Bool, "success", qos.EVENT)
+            threading.Thread(target=lambda: [success.publish(Bool(data=False))
+                                             for _ in iter(lambda: self._stop.wait(0.05), True)], daemon=True).start()
         self.env = make_robot_env("PickCube-v0", domain_id=self.domain, object_state_dim=0, episode_steps=200,
                                   action=self.profile["action"], safety=self.profile["safety"],
-                                  reset_timeout_s=40.0, observation_timeout_s=10.0, max_observation_age_s=0.5)
+                                  reset_timeout_s=40.0, observation_timeout_s=10.0,
+                                  success_topic=self.reward_node)
         return self
 
     def wait_status(self, key, timeout=10.0):
@@ -200,3 +205,71 @@ def test_franky_an_arm_outside_the_box_at_startup_is_not_moved():
                 assert abs(first.z - START[2]) < 0.01
             finally:
                 probe.close()
+
+
+def test_franky_teleop_records_demos_without_a_reward_node(tmp_path):
+    # `robot-rl teleop` as the teleop launch runs it: no reward node, success from the operator's key.
+    # A scripted operator drives the same device interface a SpaceMouse does: down, then success.
+    from hardware.teleop import ScriptedDevice, TeleopConfig
+    from robot_rl.episodes import load_episode
+    from robot_rl.ros.teleop_session import run_teleop
+
+    with Cell(reward_node=False) as cell:
+        # (the device's clock starts now; homing in the first reset takes about a second of it)
+        device = ScriptedDevice([(0.0, [0, 0, -1.0], []), (3.5, [0, 0, 0], ["success"]), (3.7, [0, 0, 0], [])],
+                                TeleopConfig(use_rotation=False, use_gripper=True))
+        saved = run_teleop(cell.env, device, tmp_path, task="PickCube-v0", episodes=1, log=lambda *_: None)
+    episode = load_episode(saved[0])
+    assert episode.success and episode.reward[-1] == 1.0
+    assert episode.intervened.all() and len(episode.action) >= 10
+    proprio = episode.observations["proprio"]
+    assert proprio[-1][2] < proprio[0][2] - 0.05  # the arm went down under the operator's command
+
+
+def test_franky_a_short_training_run_acts_through_libfranka(tmp_path):
+    # `robot-rl train` with robot.enabled and a franky profile: every env step is a command through the
+    # bridge to franky-sim's arm and its measured state back; the learner updates and checkpoints. A probe
+    # plays the object tracker and reward node a real cell would have (a constant object, no success).
+    import json as json_
+
+    import yaml
+    from std_msgs.msg import Float32MultiArray
+
+    with FrankySim() as sim_:
+        domain = fresh_domain_id()
+        profile = _profile(sim_.hostname)
+        path = tmp_path / "franky_sim.yaml"
+        path.write_text(yaml.safe_dump(profile))
+        with BridgeProcess(domain, profile):
+            probe = Probe(domain)
+            stop = threading.Event()
+            success = probe.publisher(Bool, "success", qos.EVENT)
+            tracker = probe.publisher(Float32MultiArray, "object_state", qos.SENSOR)
+
+            def play_cell():
+                while not stop.wait(0.05):
+                    success.publish(Bool(data=False))
+                    tracker.publish(Float32MultiArray(data=[0.5, 0.0, 0.42] + [0.0] * 7))
+
+            threading.Thread(target=play_cell, daemon=True).start()
+            from std_msgs.msg import String
+
+            probe.listen(String, "status", qos.EVENT)
+            probe.wait_for(lambda: probe.status().get("measured"), timeout=20, what="the bridge's measured pose")
+            out = tmp_path / "run"
+            try:
+                done = subprocess.run(
+                    [sys.executable, "-m", "robot_rl.cli", "train", "--out", str(out), "--set", "robot.enabled=true",
+                     f"robot.profile={path}", f"robot.domain_id={domain}", "total_env_steps=60", "learning_starts=30",
+                     "num_demos=2", "eval_every=60", "eval_episodes=1", "progress=false", "tensorboard=false",
+                     "agent.utd=1", "agent.batch_size=32"],
+                    capture_output=True, text=True, timeout=400, cwd=os.path.dirname(os.path.dirname(__file__)))
+            finally:
+                stop.set()
+                probe.close()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    config = json_.loads((out / "config.json").read_text())
+    assert config["robot"]["enabled"] and config["robot"]["profile"] == str(path)
+    evals = [json_.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
+    assert evals[-1]["env_step"] == 60
+    assert list(out.glob("checkpoint*")) or list(out.glob("**/*.pt"))

@@ -68,3 +68,34 @@ def test_robot_rl_up_trains_through_ros_against_the_sim(tmp_path):
     evals = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
     assert evals[-1]["env_step"] == 150
     assert json.loads((out / "config.json").read_text())["robot"]["enabled"] is True
+
+
+def test_real_train_acts_on_the_robot_and_teleop_needs_no_reward_node():
+    from robot_rl.config import parse_overrides
+    from robot_rl.train import TrainConfig
+
+    parser = build_parser()
+    real = parse(find_launch_file("real_train"), {"profile": "franka_fr3_franky", "domain_id": "7"})
+    actor = next(e for e in real.executables if e.argv[1] == "actor")
+    cfg = TrainConfig.from_dict(parse_overrides(parser.parse_args(actor.argv[1:]).set))
+    # It trained in MuJoCo while the bridge idled: the actor must act on the robot the bridge serves.
+    assert cfg.robot.enabled and cfg.robot.profile == "franka_fr3_franky" and cfg.robot.domain_id == 7
+    teleop = parse(find_launch_file("teleop"))
+    assert not any(e.argv[1] == "rewards" for e in teleop.executables)  # success from the operator's keys
+    from hardware.robots import load_profile
+    from robot_rl.ros.robot_env import RobotEnvConfig
+
+    config = RobotEnvConfig.from_profile(load_profile("franka_fr3_franky"), success_topic=False)
+    assert not config.success_topic
+
+
+def test_shipped_franky_profile_options_are_valid():
+    from hardware.robots import load_profile
+    from hardware.robots.franky_bridge import FrankyOptions
+
+    options = FrankyOptions.from_profile(load_profile("franka_fr3_franky"))
+    assert options.realtime and len(options.lower_joint_limits) == 7
+    with pytest.raises(ValueError, match="driver: unknown key"):
+        from hardware.robots.profile import profile_from_dict
+
+        FrankyOptions.from_profile(profile_from_dict({"name": "x", "bridge": "franky", "driver": {"stifness": 1}}))

@@ -341,3 +341,21 @@ def test_lockstep_through_ros_reproduces_the_in_process_sim_step_for_step():
         finally:
             env.close()
             local.close()
+
+
+def test_the_teleop_estop_button_reaches_the_robot_directly():
+    # The operator's e-stop goes from the teleop node to the robot's `estop` topic itself, not through
+    # whoever reads the events (an actor busy in a reset would delay it). Pressed at 6 s (after discovery).
+    from std_msgs.msg import String
+
+    domain = fresh_domain_id()
+    script = [(6.0, [], ["estop"]), (6.3, [], [])]
+    with SimRobotProcess(domain), TeleopNodeProcess(domain, script, seconds=12.0):
+        probe = Probe(domain)
+        try:
+            probe.listen(String, "status", qos.EVENT)
+            probe.wait_for(lambda: probe.status().get("tick"), timeout=20, what="the sim robot's status")
+            assert not probe.status()["estop"]
+            probe.wait_for(lambda: probe.status().get("estop"), timeout=15, what="the robot's e-stop")
+        finally:
+            probe.close()

@@ -708,3 +708,25 @@ def test_scripted_device_validates_its_script():
         ScriptedDevice([(0.0, (), ("jump",))])
     with pytest.raises(ValueError, match="unknown teleop device"):
         make_device("joystick")
+
+
+def test_every_device_has_an_estop_button():
+    from hardware.teleop.gamepad import DEFAULT_BUTTONS as GAMEPAD_BUTTONS
+    from hardware.teleop.keyboard import DEFAULT_BUTTON_KEYS as KEYS
+
+    assert GAMEPAD_BUTTONS["guide"] == "estop"
+    assert KEYS["e"] == "estop"
+    # SpaceMouse: both main buttons at once, whatever they are bound to (every model has those two).
+    dev, hid = _spacemouse()
+    hid.reports.extend([_buttons(0b01), _buttons(0b11), _buttons(0)])
+    assert E.ESTOP in dev.poll().events
+    hid.reports.extend([_buttons(1 << 9 | 0b10)])  # another button with one main button: not an e-stop
+    assert E.ESTOP not in dev.poll().events
+
+
+def test_keyboard_estop_key(pty_pair):
+    master, slave = pty_pair
+    kb = KeyboardDevice(TeleopConfig(), fd=slave, debounce_s=0.05)
+    _type(master, slave, b"e")
+    assert kb.poll().events == [E.ESTOP]
+    kb.close()

@@ -19,6 +19,7 @@ Tested end to end against franky-sim, a MuJoCo FR3 that serves libfranka's netwo
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from dataclasses import dataclass
 
@@ -99,14 +100,14 @@ class FrankyBridge(RobotBridge):
         except Exception as err:  # franky raises its own network/realtime exceptions
             raise RuntimeError(f"could not connect to the Franka at {self.options.hostname!r}: {err}") from err
         self.robot.set_collision_behavior(self.options.torque_threshold, self.options.force_threshold)
-        self.gripper = franky.Gripper(self.options.hostname) if self.options.gripper else None
+        self.gripper = _GripperWorker(franky.Gripper(self.options.hostname), self.options) if self.options.gripper else None
         self._motion = None
-        self._gripper_goal: float | None = None
-        self._gripper_future = None
         self._connection_error: str | None = None
         self._was_in_control = False  # libfranka takes a moment to take control after `move`
         super().__init__(profile, context=context)
-        self.create_timer(0.1, self._publish_gripper_width)
+        if self.gripper is not None:
+            self.gripper.start(lambda width: self.pub_width.publish(Float64(data=width)),
+                               lambda text: self.get_logger().warning(text, throttle_duration_sec=1.0))
         self._read_state()
 
     # -- state from libfranka ----------------------------------------------------------------------
@@ -129,13 +130,6 @@ class FrankyBridge(RobotBridge):
                                            position=[float(q) for q in state.q],
                                            velocity=[float(v) for v in state.dq],
                                            effort=[float(t) for t in state.tau_J]))
-
-    def _publish_gripper_width(self) -> None:
-        if self.gripper is not None:
-            try:
-                self.pub_width.publish(Float64(data=float(self.gripper.width)))
-            except Exception as err:
-                self.get_logger().warning(f"gripper width: {err}", throttle_duration_sec=5.0)
 
     def robot_fault(self) -> str | None:
         if self._connection_error is not None:
@@ -214,23 +208,8 @@ class FrankyBridge(RobotBridge):
         return motion
 
     def command_gripper(self, opening: float) -> None:
-        """Closed (< 0.5): a grasp with the profile's force that succeeds on any object width; open:
-        move to `opening` of the hand's width. A goal is sent once, not at every command."""
-        if self.gripper is None:
-            return
-        goal = 0.0 if opening < 0.5 else float(opening)
-        if goal == self._gripper_goal:
-            return
-        self._gripper_goal = goal
-        o, width = self.options, self.gripper.max_width
-        try:
-            if goal == 0.0:
-                self._gripper_future = self.gripper.grasp_async(0.0, o.gripper_speed, o.gripper_force,
-                                                                epsilon_inner=0.005, epsilon_outer=width)
-            else:
-                self._gripper_future = self.gripper.move_async(goal * width, o.gripper_speed)
-        except Exception as err:
-            self.get_logger().warning(f"gripper command failed: {err}", throttle_duration_sec=1.0)
+        if self.gripper is not None:
+            self.gripper.request(opening)
 
     def status(self) -> dict:
         return {**super().status(), "franky": {"hostname": self.options.hostname,
@@ -244,4 +223,66 @@ class FrankyBridge(RobotBridge):
                 self.robot.join_motion(timeout=3.0)
         except Exception as err:
             self.get_logger().warning(f"stopping the motion: {err}")
+        if self.gripper is not None:
+            self.gripper.close()
         super().destroy_node()
+
+
+class _GripperWorker:
+    """The Franka Hand off the executor's thread. libfranka's gripper runs one command at a time and a
+    second one blocks until the first is done (a grasp takes ~0.5 s), so commands run on a worker that
+    always takes the newest goal (goals in between are dropped, as a real hand could not follow them
+    either), and the width is read on a thread of its own, so it keeps coming during a grasp.
+    Closed (< 0.5): a grasp with `gripper_force` that succeeds on any object width; open: a move to
+    `opening` of the hand's width."""
+
+    def __init__(self, gripper, options: FrankyOptions):
+        self.gripper, self.options = gripper, options
+        self.max_width = float(gripper.max_width)
+        self._goal: float | None = None
+        self._done: float | None = None
+        self._wake = threading.Condition()
+        self._closed = False
+
+    def start(self, publish_width, warn) -> None:
+        self._publish, self._warn = publish_width, warn
+        threading.Thread(target=self._command_loop, name="franky-gripper", daemon=True).start()
+        threading.Thread(target=self._width_loop, name="franky-gripper-width", daemon=True).start()
+
+    def request(self, opening: float) -> None:
+        goal = 0.0 if opening < 0.5 else float(opening)
+        with self._wake:
+            if goal != self._goal:
+                self._goal = goal
+                self._wake.notify()
+
+    def _command_loop(self) -> None:
+        o = self.options
+        while True:
+            with self._wake:
+                while not self._closed and self._goal == self._done:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                goal = self._done = self._goal
+            try:
+                if goal == 0.0:
+                    self.gripper.grasp(0.0, o.gripper_speed, o.gripper_force, epsilon_inner=0.005,
+                                       epsilon_outer=self.max_width)
+                else:
+                    self.gripper.move(goal * self.max_width, o.gripper_speed)
+            except Exception as err:  # a failed grasp raises: logged, the next goal still runs
+                self._warn(f"gripper command failed: {err}")
+
+    def _width_loop(self) -> None:
+        while not self._closed:
+            try:
+                self._publish(float(self.gripper.width))
+            except Exception as err:
+                self._warn(f"gripper width: {err}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify()

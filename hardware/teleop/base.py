@@ -35,6 +35,7 @@ class OperatorEvent(enum.Enum):
     FAILURE = "failure"
     RESET = "reset"
     PAUSE = "pause"
+    ESTOP = "estop"  # latch the robot's e-stop: it holds where it is until clear_estop
 
 
 # What a physical button can be bound to: the gripper, or one of the operator events.

@@ -11,7 +11,8 @@ Default mapping (operator frame: x forward, y left, z up):
   (`z_source="right_stick"`, translation-only);
 - rotation (TeleopConfig.use_rotation): right stick forward/back -> +pitch/-pitch, left/right -> +yaw/-yaw
   (right turns clockwise seen from above), right/left bumper -> +roll / -roll;
-- A gripper, B takeover, X success, Y failure, Start pause, Back reset (`buttons=` rebinds them).
+- A gripper, B takeover, X success, Y failure, Start pause, Back reset, Guide (centre) E-STOP
+  (`buttons=` rebinds them).
 
 pygame's queue is process-wide: this device takes the joystick events off it (one gamepad per process),
 and leaves every other event where it is.
@@ -48,6 +49,7 @@ DEFAULT_BUTTONS = {
     "y": "failure",
     "start": "pause",
     "back": "reset",
+    "guide": "estop",  # the big centre button: the e-stop
 }
 STICKS = ("leftx", "lefty", "rightx", "righty")
 TRIGGERS = ("lefttrigger", "righttrigger")

@@ -9,7 +9,7 @@ byte, and a held key keeps moving through the terminal's auto-repeat (after its 
 Keys (operator frame: x forward, y left, z up; first key of each pair is +):
     w/s x      a/d y      r/f z      arrows: up/down x, left/right y
     u/o roll   i/k pitch  j/l yaw    (only with TeleopConfig.use_rotation)
-    space gripper   Enter or t takeover   y success   n failure   Backspace or x reset   p pause
+    space gripper   Enter or t takeover   y success   n failure   Backspace or x reset   p pause   e E-STOP
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ DEFAULT_MOTION_KEYS: dict[str, tuple[int, int]] = {
 }  # fmt: skip
 DEFAULT_BUTTON_KEYS: dict[str, str] = {
     " ": "gripper", "\r": "takeover", "\n": "takeover", "t": "takeover", "y": "success", "n": "failure",
-    "\x7f": "reset", "\x08": "reset", "x": "reset", "p": "pause",
+    "\x7f": "reset", "\x08": "reset", "x": "reset", "p": "pause", "e": "estop",
 }  # fmt: skip
 _ARROWS = {"A": "UP", "B": "DOWN", "C": "RIGHT", "D": "LEFT"}
 

@@ -4,7 +4,8 @@ operator while the policy runs next to the robot.
 
 Topics (hardware/ros/topics.py): `teleop/action` (Float32MultiArray, the normalised action, published
 at `rate_hz` while connected), `teleop/active` (Bool, the human is driving), `teleop/event` (String,
-one message per operator event: takeover | success | failure | reset | pause; reliable).
+one message per operator event: takeover | success | failure | reset | pause | estop; reliable); an
+estop event also goes straight to the robot's `estop` topic.
 
     robot-rl teleop-node --device spacemouse [--namespace robot]      # next to the operator
     robot-rl actor --teleop ros ...                                   # next to the robot
@@ -34,12 +35,15 @@ class TeleopNode(Node):
         self.pub_action = self.create_publisher(Float32MultiArray, topics.TELEOP_ACTION, qos.COMMAND)
         self.pub_active = self.create_publisher(Bool, topics.TELEOP_ACTIVE, qos.COMMAND)
         self.pub_event = self.create_publisher(String, topics.TELEOP_EVENT, qos.EVENT)
+        self.pub_estop = self.create_publisher(Bool, topics.ESTOP, qos.EVENT)
         self.create_timer(1.0 / rate_hz, self._tick)
 
     def _tick(self) -> None:
         command = self.device.poll()
         for event in command.events:
             self.pub_event.publish(String(data=event.value))
+            if event is OperatorEvent.ESTOP:  # straight to the robot, not through whoever reads the events
+                self.pub_estop.publish(Bool(data=True))
         if not command.connected:
             return  # silence: the reader turns inactive after STALE_S
         self.pub_action.publish(M.to_vector(command.action, "teleop_action"))

@@ -323,6 +323,8 @@ class SpaceMouseDevice(TeleopDevice):
     def _ingest(self, report: bytes, now: float) -> None:
         new = parse_report(report, self.state)
         rising = new.buttons & ~self.state.buttons
+        if rising & 0b11 and new.buttons & 0b11 == 0b11:  # both main buttons at once: the e-stop, on every model
+            self._pressed.append("estop")
         bit = 0
         while rising >> bit:
             if (rising >> bit) & 1 and bit in self.buttons:

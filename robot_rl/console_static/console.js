@@ -4,7 +4,7 @@
 
 const STATE_PERIOD_MS = 250;
 const STALE_STATUS_S = 3;
-const KEYS = { y: "success", n: "failure", x: "reset", p: "pause", t: "takeover" };
+const KEYS = { y: "success", n: "failure", x: "reset", p: "pause", t: "takeover", e: "estop" };
 const KNOWN = ["actor_id", "episode", "step", "intervening", "paused", "policy_version", "last_reward",
   "device", "device_connected"];
 

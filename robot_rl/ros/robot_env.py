@@ -58,6 +58,9 @@ class RobotEnvConfig:
     # robot (a motion-capture or fiducial tracker that is there while training; the actor never reads it)
     privileged: bool = False
     reward: str = "sparse"  # "sparse": 1 on success; "topic": the `reward` topic
+    # True: a reward node (or the sim) publishes `success` and every step waits for it. False: no reward
+    # node; success is the operator's to say (teleop's success/failure keys) and reads False here.
+    success_topic: bool = True
     max_gripper_width: float = 0.08  # m: width / this = the gripper opening
     action: ActionSpec = field(default_factory=ActionSpec)
     safety: SafetyLimits = field(default_factory=SafetyLimits)
@@ -172,7 +175,9 @@ class RobotEnv(gym.Env):
         self.node = self._ros.node
         sensor = qos.LOCKSTEP_SENSOR if cfg.lockstep else qos.SENSOR
         sub = self.node.create_subscription
-        self._observed = [topics.EE_POSE, topics.EE_TWIST, topics.GRIPPER_WIDTH, topics.SUCCESS]
+        self._observed = [topics.EE_POSE, topics.EE_TWIST, topics.GRIPPER_WIDTH]
+        if cfg.success_topic:
+            self._observed.append(topics.SUCCESS)
         sub(PoseStamped, topics.EE_POSE, self._stamped(topics.EE_POSE, M.from_pose), sensor)
         sub(TwistStamped, topics.EE_TWIST, self._stamped(topics.EE_TWIST, M.from_twist), sensor)
         sub(Float64, topics.GRIPPER_WIDTH, lambda m: self._latest.put(topics.GRIPPER_WIDTH, float(m.data)), sensor)
@@ -343,7 +348,7 @@ class RobotEnv(gym.Env):
                 self._next_tick = time.monotonic() + 1.0 / cfg.control_hz
             values, age = self._wait_observation(received_after=None)
         obs = self._observation(values)
-        success = bool(values[topics.SUCCESS][0])
+        success = bool(values[topics.SUCCESS][0]) if cfg.success_topic else False
         reward = values[topics.REWARD][0] if cfg.reward == "topic" else float(success)
         self._steps += 1
         self._total_steps += 1

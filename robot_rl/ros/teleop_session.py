@@ -5,7 +5,7 @@ record every episode (all steps flagged as interventions: they are demonstration
 
 Operator buttons: SUCCESS / FAILURE label and end the episode, RESET ends it unlabelled, PAUSE holds the
 robot (no commands: the bridge's watchdog holds the pose) until pressed again. The episode's reward is
-1 on the step the operator marks success, unless the robot publishes `success` itself (sim, reward node).
+1 on the step the operator marks success; no reward node is needed (`success` topics are not read).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int |
         while True:
             command = device.poll()
             events = set(command.events)
+            if OperatorEvent.ESTOP in events:  # the robot holds where it is; the episode ends below
+                env.unwrapped.estop()
             if OperatorEvent.PAUSE in events:
                 paused = not paused
             if paused:
@@ -42,7 +44,7 @@ def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int |
                 label = "success" if OperatorEvent.SUCCESS in events else "failure"
                 reward = max(reward, float(label == "success"))
                 info = {**info, "success": label == "success" or info.get("success", False)}
-            if label is not None or OperatorEvent.RESET in events:
+            if label is not None or OperatorEvent.RESET in events or OperatorEvent.ESTOP in events:
                 truncated = truncated or not terminated
             info = {**info, "intervened": True}
             path = recorder.step(command.action, reward, obs, terminated, truncated, info)
@@ -61,8 +63,9 @@ def main(profile_name: str, device_kind: str, episodes_dir: str, episodes: int |
     from robot_rl.ros.robot_env import RobotEnv, RobotEnvConfig
 
     profile = load_profile(profile_name)
+    # No reward node needed: success comes from the operator's keys (a reward node's `success` is not read).
     env = RobotEnv(RobotEnvConfig.from_profile(profile, obs_mode=obs_mode, image_size=image_size,
-                                               domain_id=domain_id, episode_steps=10_000))
+                                               domain_id=domain_id, episode_steps=10_000, success_topic=False))
     if action_history:  # demos for a run with `action_history: N` observe the last N commands too
         from robot_rl.action_history import ActionHistory
 
