@@ -404,11 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim_robot.set_defaults(func=_cmd_sim_robot, ros_args=[])
 
     bridge = sub.add_parser(
-        "bridge", help="run a real arm's ROS 2 bridge (franka, ur) from a robot profile",
-        description="The robot side of a real arm: maps our topics onto the controller's topics named in the "
-                    "profile, with the command guard, safety filter, watchdog and e-stop in between; `reset` "
-                    "moves the arm home. Needs the `ros` extra and the arm's own ROS 2 driver running.",
-        epilog="example:\n  robot-rl bridge franka_fr3\n  robot-rl bridge my_cell.yaml --ros-args --log-level debug",
+        "bridge", help="run a real arm's bridge (franky, franka, ur) from a robot profile",
+        description="The robot side of a real arm: maps our topics onto the robot (franky: libfranka directly; "
+                    "franka / ur: the controller's topics named in the profile), with the command guard, safety "
+                    "filter, watchdog, e-stop, wrench limit and the robot's own safety state in between; `reset` "
+                    "moves the arm home, `recover` resumes after the robot stopped itself (operator only). Needs "
+                    "the `ros` extra, and the `franka` extra or the arm's own ROS 2 driver. Stamps use the "
+                    "node's ROS clock (--ros-args -p use_sim_time:=true for simulated time).",
+        epilog="example:\n  robot-rl bridge franka_fr3_franky\n  robot-rl bridge my_cell.yaml --ros-args --log-level debug",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bridge.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")

@@ -125,3 +125,34 @@ def test_a_robot_safety_stop_holds_until_the_operator_confirms_recovery(bridge):
     assert answer.success and answer.message == "recovered" and bridge.recovered == 1
     bridge._send()
     assert not bridge.commands[-1][2] and not bridge.faults
+
+
+def test_hold_to_run_moves_only_while_the_deadman_is_held():
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=fresh_domain_id())
+    node = Recorded(profile_from_dict({**PROFILE, "deadman_timeout_s": 0.2}), context)
+    try:
+        pose = np.array([0.5, 0.0, 0.2])
+        node.update_measured(pose, REF, 0.0)
+        node._send()
+        assert node.faults == {"deadman": "hold-to-run button released"} and node.commands[-1][2]
+        node._on_deadman(Bool(data=True))
+        node._send()
+        assert not node.faults and not node.commands[-1][2]
+        node._deadman_at -= 0.3  # silent for longer than the timeout: the device or its link is gone
+        node._send()
+        assert "deadman" in node.faults and node.commands[-1][2]
+        np.testing.assert_allclose(node.commands[-1][0], pose)
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+    with pytest.raises(ValueError, match="deadman_timeout_s"):
+        profile_from_dict({**PROFILE, "deadman_timeout_s": -1})
+
+
+def test_a_ros_bridge_is_not_ready_without_a_controller_listening(bridge):
+    # Nothing subscribes to the equilibrium pose topic here: reset says so instead of "homing" into nothing.
+    bridge.update_measured(np.array([0.5, 0.0, 0.2]), REF, 0.0)
+    answer = _trigger(bridge._on_reset)
+    assert not answer.success and "nothing subscribes to /eq" in answer.message
+    assert bridge.status()["ready"] is False

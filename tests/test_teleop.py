@@ -730,3 +730,14 @@ def test_keyboard_estop_key(pty_pair):
     _type(master, slave, b"e")
     assert kb.poll().events == [E.ESTOP]
     kb.close()
+
+
+def test_a_deadman_button_is_reported_while_held():
+    from hardware.teleop import ScriptedDevice
+
+    clock = [0.0]
+    dev = ScriptedDevice([(0.0, [], ["deadman"]), (1.0, [], [])], TeleopConfig(), clock=lambda: clock[0])
+    assert dev.poll().deadman
+    clock[0] = 1.5
+    command = dev.poll()
+    assert not command.deadman and command.events == []

@@ -44,6 +44,7 @@ from hardware.ros.runtime import BackgroundNode, run_node
 
 HOME_TOLERANCE_M = 0.01
 HOME_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 5.0  # ROS discovery of the controller's subscription takes ~2.5 s here
 
 
 class RobotBridge(Node):
@@ -96,6 +97,9 @@ class RobotBridge(Node):
         sub(TwistStamped, topics.TARGET_TWIST, self._on_target_twist, qos.COMMAND)
         sub(Float64, topics.GRIPPER_COMMAND, self._on_gripper, qos.COMMAND)
         sub(Bool, topics.ESTOP, self._on_estop, qos.EVENT)
+        self._deadman_at: float | None = None  # last `deadman: true` (monotonic)
+        if profile.deadman_timeout_s is not None:
+            sub(Bool, topics.DEADMAN, self._on_deadman, qos.COMMAND)
         # `reset` blocks until the arm is home while this node's send timer moves it there, so it is
         # served by a node of its own, spun by its own thread. (rclpy's MultiThreadedExecutor stalled this
         # node's callbacks for up to 1.5 s at a time here; an async callback starved the timer.)
@@ -111,6 +115,10 @@ class RobotBridge(Node):
     # -- the controller side (subclasses) ----------------------------------------------------------
     def command_controller(self, position, rotation, holding: bool, stamp: float) -> None:
         raise NotImplementedError
+
+    def not_ready(self) -> str | None:
+        """Why the controller side cannot take commands yet (None: it can). Checked before homing."""
+        return None
 
     def robot_fault(self) -> str | None:
         """The robot's own safety state, when it stopped itself (a reflex, a user or protective stop)."""
@@ -208,6 +216,20 @@ class RobotBridge(Node):
         if msg.data and "estop" not in self.faults:
             self.latch("estop", "operator e-stop: clear_estop releases it")
 
+    def _on_deadman(self, msg: Bool) -> None:
+        self._deadman_at = time.monotonic() if msg.data else None
+
+    def _check_deadman(self) -> None:
+        """Hold-to-run: released (or silent for deadman_timeout_s), the arm holds; held again, it resumes."""
+        timeout = self.profile.deadman_timeout_s
+        if timeout is None:
+            return
+        held = self._deadman_at is not None and time.monotonic() - self._deadman_at <= timeout
+        if not held and "deadman" not in self.faults:
+            self.latch("deadman", "hold-to-run button released")
+        elif held and "deadman" in self.faults:
+            self.release("deadman")
+
     def _on_clear_estop(self, request, response):
         if self.measured is None:
             response.success, response.message = False, "no measured pose yet"
@@ -243,6 +265,12 @@ class RobotBridge(Node):
             response.success = False
             response.message = f"holding: {self.faults}; clear_estop / recover first"
             return response
+        deadline = time.monotonic() + READY_TIMEOUT_S  # a controller just started is still being discovered
+        while (why := self.not_ready()) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if why is not None:
+            response.success, response.message = False, f"not ready: {why}"
+            return response
         done = threading.Event()
         self._home_reached = False
         self._homing = (done, time.monotonic())
@@ -259,6 +287,7 @@ class RobotBridge(Node):
         fault = self.robot_fault()
         if fault is not None and "robot" not in self.faults:
             self.latch("robot", fault)
+        self._check_deadman()
         if not self.filter.started:  # never command an arm whose pose is unknown, or outside the box
             if self._homing is not None and time.monotonic() - self._homing[1] > HOME_TIMEOUT_S:
                 self._homing[0].set()
@@ -295,7 +324,8 @@ class RobotBridge(Node):
                 "estop": "estop" in self.faults, "faults": dict(self.faults), "holding": self.filter.estopped,
                 "outside_workspace": self.outside_workspace,
                 "watchdog_hold": bool(hold is not None and hold.stale_hold),
-                "homing": self._homing is not None, "commands": self.guard.status()}
+                "homing": self._homing is not None, "ready": self.not_ready() is None,
+                "commands": self.guard.status()}
 
     def _publish_status(self) -> None:
         self.pub_status.publish(String(data=json.dumps(self.status())))
@@ -307,6 +337,12 @@ class FrankaBridge(RobotBridge):
     def __init__(self, profile: RobotProfile, *, context=None):
         super().__init__(profile, context=context)
         self.pub_equilibrium = self.create_publisher(PoseStamped, profile.topics["target_pose_out"], qos.COMMAND)
+
+    def not_ready(self) -> str | None:
+        if self.pub_equilibrium.get_subscription_count() == 0:
+            return (f"nothing subscribes to {self.profile.topics['target_pose_out']}: is a controller that tracks "
+                    "an equilibrium pose active? (docs/ros2.md: no released franka_ros2 controller does)")
+        return None
 
     def command_controller(self, position, rotation, holding: bool, stamp: float) -> None:
         # The impedance controller tracks the equilibrium pose; a hold is the held pose itself.
@@ -320,6 +356,13 @@ class URBridge(RobotBridge):
     def __init__(self, profile: RobotProfile, *, context=None):
         super().__init__(profile, context=context)
         self.pub_twist_out = self.create_publisher(TwistStamped, profile.topics["twist_out"], qos.COMMAND)
+
+    def not_ready(self) -> str | None:
+        if self.pub_twist_out.get_subscription_count() == 0:
+            return (f"nothing subscribes to {self.profile.topics['twist_out']}: is MoveIt Servo running? Switch it "
+                    "to twist commands once it is: ros2 service call /servo_node/switch_command_type "
+                    "moveit_msgs/srv/ServoCommandType '{command_type: 1}'")
+        return None
 
     def command_controller(self, position, rotation, holding: bool, stamp: float) -> None:
         frame = self.profile.controller_frame

@@ -47,6 +47,9 @@ class RobotProfile:
     controller_frame: str = "base"  # frame_id of what the bridge sends to the controller
     task: str = "PickCube-v0"  # bridge "sim": the simulated task; otherwise the task the robot is set up for
     driver: dict[str, Any] = field(default_factory=dict)  # options of the bridge kind (franky: FrankyOptions)
+    # Hold-to-run: the arm moves only while a `deadman: true` came within this many seconds (a teleop
+    # device's button bound to "deadman"); released, it holds and the episode ends. None: off.
+    deadman_timeout_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.bridge not in BRIDGES:
@@ -59,6 +62,9 @@ class RobotProfile:
             raise ValueError(f"robot profile {self.name!r}: home_position {list(home)} must be 3 numbers inside the "
                              f"safety workspace box {list(self.safety.workspace_low)}..{list(self.safety.workspace_high)}")
         object.__setattr__(self, "home_position", home)
+        if self.deadman_timeout_s is not None and not (0 < float(self.deadman_timeout_s) <= 5.0):
+            raise ValueError(f"robot profile {self.name!r}: deadman_timeout_s must be in (0, 5] s or null, "
+                             f"got {self.deadman_timeout_s!r}")
         object.__setattr__(self, "cameras", tuple(self.cameras))
 
 

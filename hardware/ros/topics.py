@@ -18,6 +18,8 @@ Subscribed by the robot side
   target_twist                                   geometry_msgs/TwistStamped: EE velocity (held until stale)
   gripper_command                                std_msgs/Float64: opening 0 (closed) .. 1 (open)
   estop                                          std_msgs/Bool: True latches the e-stop
+  deadman                                        std_msgs/Bool: the hold-to-run button is held (a
+                                                 profile with deadman_timeout_s moves only while it is)
 Services of the robot side (std_srvs/Trigger)
   reset                                          start an episode (sim: new scene; real: go home)
   clear_estop                                    release a latched operator e-stop
@@ -43,6 +45,7 @@ TARGET_POSE = "target_pose"
 TARGET_TWIST = "target_twist"
 GRIPPER_COMMAND = "gripper_command"
 ESTOP = "estop"
+DEADMAN = "deadman"
 
 RESET = "reset"
 CLEAR_ESTOP = "clear_estop"

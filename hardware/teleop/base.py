@@ -39,7 +39,8 @@ class OperatorEvent(enum.Enum):
 
 
 # What a physical button can be bound to: the gripper, or one of the operator events.
-BUTTON_FUNCTIONS = ("gripper",) + tuple(e.value for e in OperatorEvent)
+# "deadman": hold-to-run; the robot moves only while it is held (a profile's `deadman_timeout_s`).
+BUTTON_FUNCTIONS = ("gripper", "deadman") + tuple(e.value for e in OperatorEvent)
 
 GRIPPER_MODES = ("toggle", "hold")
 GRIPPER_OPEN, GRIPPER_CLOSED = 1.0, -1.0
@@ -160,6 +161,7 @@ class TeleopCommand:
     takeover: bool = False  # latched takeover state (TAKEOVER button toggles it; takeover_latch sets it)
     paused: bool = False  # PAUSE toggles it
     connected: bool = True
+    deadman: bool = False  # the hold-to-run button is held now
 
 
 @dataclass
@@ -361,6 +363,8 @@ class TeleopDevice(abc.ABC):
             elif fn == "pause":
                 self._paused = not self._paused
                 events.append(OperatorEvent.PAUSE)
+            elif fn == "deadman":
+                pass  # held, not pressed, is what counts
             else:
                 events.append(OperatorEvent(fn))
         gripper_held = cfg.use_gripper and "gripper" in raw.held
@@ -387,4 +391,5 @@ class TeleopDevice(abc.ABC):
             takeover=self._takeover,
             paused=self._paused,
             connected=True,
+            deadman="deadman" in raw.held,
         )

@@ -36,6 +36,7 @@ class TeleopNode(Node):
         self.pub_active = self.create_publisher(Bool, topics.TELEOP_ACTIVE, qos.COMMAND)
         self.pub_event = self.create_publisher(String, topics.TELEOP_EVENT, qos.EVENT)
         self.pub_estop = self.create_publisher(Bool, topics.ESTOP, qos.EVENT)
+        self.pub_deadman = self.create_publisher(Bool, topics.DEADMAN, qos.COMMAND)
         self.create_timer(1.0 / rate_hz, self._tick)
 
     def _tick(self) -> None:
@@ -44,6 +45,7 @@ class TeleopNode(Node):
             self.pub_event.publish(String(data=event.value))
             if event is OperatorEvent.ESTOP:  # straight to the robot, not through whoever reads the events
                 self.pub_estop.publish(Bool(data=True))
+        self.pub_deadman.publish(Bool(data=bool(command.deadman and command.connected)))
         if not command.connected:
             return  # silence: the reader turns inactive after STALE_S
         self.pub_action.publish(M.to_vector(command.action, "teleop_action"))
