@@ -92,15 +92,17 @@ class FrankyBridge(RobotBridge):
     def __init__(self, profile: RobotProfile, *, context=None):
         import franky  # the `franka` extra; imported here so other bridges need not have it
 
+        self.errors = (franky._franky.Exception, franky.GripperException)  # what franky raises
         self.options = FrankyOptions.from_profile(profile)
         self._franky = franky
         realtime = franky.RealtimeConfig.Enforce if self.options.realtime else franky.RealtimeConfig.Ignore
         try:
             self.robot = franky.Robot(self.options.hostname, realtime_config=realtime)
-        except Exception as err:  # franky raises its own network/realtime exceptions
+        except self.errors as err:
             raise RuntimeError(f"could not connect to the Franka at {self.options.hostname!r}: {err}") from err
         self.robot.set_collision_behavior(self.options.torque_threshold, self.options.force_threshold)
-        self.gripper = _GripperWorker(franky.Gripper(self.options.hostname), self.options) if self.options.gripper else None
+        self.gripper = (_GripperWorker(franky.Gripper(self.options.hostname), self.options, self.errors)
+                        if self.options.gripper else None)
         self._motion = None
         self._connection_error: str | None = None
         self._was_in_control = False  # libfranka takes a moment to take control after `move`
@@ -114,7 +116,7 @@ class FrankyBridge(RobotBridge):
     def _read_state(self) -> None:
         try:
             state = self.robot.state
-        except Exception as err:  # the connection is gone: a fault the operator must see
+        except self.errors as err:  # the connection is gone: a fault the operator must see
             self._connection_error = f"libfranka connection lost: {err}"
             return
         pose = state.O_T_EE
@@ -138,17 +140,12 @@ class FrankyBridge(RobotBridge):
             state = self.robot.state
             mode = state.robot_mode
             in_control = self.robot.is_in_control
-        except Exception as err:
+        except self.errors as err:
             self._connection_error = f"libfranka connection lost: {err}"
             return self._connection_error
         if self._motion is not None and in_control:
             self._was_in_control = True
         lost = self._was_in_control and not in_control
-        try:
-            pass
-        except Exception as err:
-            self._connection_error = f"libfranka connection lost: {err}"
-            return self._connection_error
         stopped = {self._franky.RobotMode.Reflex: "reflex", self._franky.RobotMode.UserStopped: "user stop"}
         if mode in stopped or lost:
             errors = str(state.last_motion_errors) if str(state.last_motion_errors) != "[]" else str(state.current_errors)
@@ -160,14 +157,14 @@ class FrankyBridge(RobotBridge):
             return f"{self._connection_error}: restart the bridge"
         try:
             self.robot.join_motion(timeout=0.5)  # collect the aborted motion's exception
-        except Exception:
-            pass
+        except self.errors as err:
+            self.get_logger().info(f"the aborted motion ended with: {err}")
         try:
             recovered = self.robot.recover_from_errors()
             if not recovered:  # franky judges from the state packet already in flight: look again
                 time.sleep(0.1)
                 recovered = not self.robot.has_errors and self.robot.state.robot_mode != self._franky.RobotMode.Reflex
-        except Exception as err:
+        except self.errors as err:
             return f"automatic error recovery failed: {err}"
         if not recovered:
             return "the robot's automatic error recovery failed: check the robot (Desk), then try again"
@@ -221,7 +218,7 @@ class FrankyBridge(RobotBridge):
             if self._motion is not None and self.robot.is_in_control:
                 self.robot.move(self._franky.TorqueStopMotion(), asynchronous=True)
                 self.robot.join_motion(timeout=3.0)
-        except Exception as err:
+        except self.errors as err:
             self.get_logger().warning(f"stopping the motion: {err}")
         if self.gripper is not None:
             self.gripper.close()
@@ -236,8 +233,8 @@ class _GripperWorker:
     Closed (< 0.5): a grasp with `gripper_force` that succeeds on any object width; open: a move to
     `opening` of the hand's width."""
 
-    def __init__(self, gripper, options: FrankyOptions):
-        self.gripper, self.options = gripper, options
+    def __init__(self, gripper, options: FrankyOptions, errors: tuple[type[BaseException], ...]):
+        self.gripper, self.options, self.errors = gripper, options, errors
         self.max_width = float(gripper.max_width)
         self._goal: float | None = None
         self._done: float | None = None
@@ -271,14 +268,14 @@ class _GripperWorker:
                                        epsilon_outer=self.max_width)
                 else:
                     self.gripper.move(goal * self.max_width, o.gripper_speed)
-            except Exception as err:  # a failed grasp raises: logged, the next goal still runs
+            except self.errors as err:  # a failed grasp raises: logged, the next goal still runs
                 self._warn(f"gripper command failed: {err}")
 
     def _width_loop(self) -> None:
         while not self._closed:
             try:
                 self._publish(float(self.gripper.width))
-            except Exception as err:
+            except self.errors as err:
                 self._warn(f"gripper width: {err}")
             time.sleep(0.05)
 
