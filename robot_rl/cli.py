@@ -221,6 +221,14 @@ def _cmd_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gripper(args: argparse.Namespace) -> int:
+    from hardware.robots import load_profile
+    from hardware.robots.gripper_action import main as run_gripper
+
+    run_gripper(load_profile(args.profile), domain_id=args.domain_id, argv=["robot-rl", *args.ros_args])
+    return 0
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     from hardware.robots.profile import PROFILES_DIR, load_profile
 
@@ -417,6 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
     bridge.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
     bridge.set_defaults(func=_cmd_bridge, ros_args=[])
+
+    gripper = sub.add_parser(
+        "gripper", help="run a gripper adapter: our opening topic -> a control_msgs GripperCommand action",
+        description="For a gripper behind a GripperCommand action (franka_gripper's gripper_action, a Robotiq "
+                    "on ros2_control's GripperActionController): sends the bridge's opening as goals and "
+                    "publishes the measured width. Configured by the profile's gripper_action block. The action "
+                    "type is built by scripts/build_ros_interfaces.sh (setup.sh does it with the `ros` extra).",
+        epilog="example:\n  robot-rl gripper franka_fr3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gripper.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
+    gripper.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+    gripper.set_defaults(func=_cmd_gripper, ros_args=[])
 
     camera = sub.add_parser(
         "camera", help="publish a camera as ROS 2 images (raw, JPEG, camera info) after crop and resize",

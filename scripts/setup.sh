@@ -15,6 +15,11 @@ if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     libegl1 libgl1 libgles2 libosmesa6 libglfw3 >/dev/null
+  # With ROS: a compiler and CMake build the driver message types PyPI has no wheel for.
+  case ",$extras," in
+    *,ros,*) DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+               cmake g++ >/dev/null ;;
+  esac
   # The tests drive the web operator console in a real headless browser.
   case ",$extras," in
     *,dev,*) DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
@@ -29,3 +34,8 @@ if [ -n "$extras" ]; then
 else
   "$python" -m pip install -q --disable-pip-version-check -e .
 fi
+
+# Driver message types PyPI has no wheel for (control_msgs' GripperCommand), built from ros_interfaces/.
+case ",$extras," in
+  *,ros,*) PYTHON="$python" bash scripts/build_ros_interfaces.sh ;;
+esac

@@ -50,6 +50,8 @@ class RobotProfile:
     # Hold-to-run: the arm moves only while a `deadman: true` came within this many seconds (a teleop
     # device's button bound to "deadman"); released, it holds and the episode ends. None: off.
     deadman_timeout_s: float | None = None
+    # A gripper behind a control_msgs GripperCommand action (`robot-rl gripper`): GripperActionConfig fields.
+    gripper_action: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.bridge not in BRIDGES:
@@ -98,6 +100,8 @@ def profile_from_dict(data: dict[str, Any], where: str = "robot profile") -> Rob
     if not isinstance(cameras, list):
         raise ValueError(f"{where}: cameras must be a list")
     values["cameras"] = tuple(_build(CameraConfig, c, f"{where}: cameras[{i}]") for i, c in enumerate(cameras))
+    if not isinstance(values.get("gripper_action", {}), dict):
+        raise ValueError(f"{where}: gripper_action must be a mapping of GripperActionConfig fields")
     if not isinstance(values.get("driver", {}), dict):
         raise ValueError(f"{where}: driver must be a mapping of the bridge's options")
     topics = values.get("topics", {})
