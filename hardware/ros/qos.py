@@ -33,6 +33,9 @@ COMMAND = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=Relia
                      durability=DurabilityPolicy.VOLATILE)
 EVENT = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
                    durability=DurabilityPolicy.VOLATILE)
+# A driver's latched state (published on change, kept for late joiners: the UR driver's safety mode).
+LATCHED = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                     durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 FASTDDS_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
