@@ -411,33 +411,27 @@ def build_parser() -> argparse.ArgumentParser:
     sim_robot.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
     sim_robot.set_defaults(func=_cmd_sim_robot, ros_args=[])
 
-    bridge = sub.add_parser(
-        "bridge", help="run a real arm's bridge (franky, franka, ur) from a robot profile",
-        description="The robot side of a real arm: maps our topics onto the robot (franky: libfranka directly; "
-                    "franka / ur: the controller's topics named in the profile), with the command guard, safety "
-                    "filter, watchdog, e-stop, wrench limit and the robot's own safety state in between; `reset` "
-                    "moves the arm home, `recover` resumes after the robot stopped itself (operator only). Needs "
-                    "the `ros` extra, and the `franka` extra or the arm's own ROS 2 driver. Stamps use the "
-                    "node's ROS clock (--ros-args -p use_sim_time:=true for simulated time).",
-        epilog="example:\n  robot-rl bridge franka_fr3_franky\n  robot-rl bridge my_cell.yaml --ros-args --log-level debug",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    bridge.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
-    bridge.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
-    bridge.set_defaults(func=_cmd_bridge, ros_args=[])
-
-    gripper = sub.add_parser(
-        "gripper", help="run a gripper adapter: our opening topic -> a control_msgs GripperCommand action",
-        description="For a gripper behind a GripperCommand action (franka_gripper's gripper_action, a Robotiq "
-                    "on ros2_control's GripperActionController): sends the bridge's opening as goals and "
-                    "publishes the measured width. Configured by the profile's gripper_action block. The action "
-                    "type is built by scripts/build_ros_interfaces.sh (setup.sh does it with the `ros` extra).",
-        epilog="example:\n  robot-rl gripper franka_fr3",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    gripper.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
-    gripper.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
-    gripper.set_defaults(func=_cmd_gripper, ros_args=[])
+    for name, func, help_, description, example in (
+        ("bridge", _cmd_bridge, "run a real arm's bridge (franky, franka, ur) from a robot profile",
+         "The robot side of a real arm: maps our topics onto the robot (franky: libfranka directly; franka / ur: "
+         "the controller's topics named in the profile), with the command guard, safety filter, watchdog, e-stop, "
+         "wrench limit and the robot's own safety state in between; `reset` moves the arm home, `recover` resumes "
+         "after the robot stopped itself (operator only). Needs the `ros` extra, and the `franka` extra or the "
+         "arm's own ROS 2 driver. Stamps use the node's ROS clock (--ros-args -p use_sim_time:=true for "
+         "simulated time).",
+         "robot-rl bridge franka_fr3_franky\n  robot-rl bridge my_cell.yaml --ros-args --log-level debug"),
+        ("gripper", _cmd_gripper, "run a gripper adapter: our opening topic -> a control_msgs GripperCommand action",
+         "For a gripper behind a GripperCommand action (franka_gripper's gripper_action, a Robotiq on "
+         "ros2_control's GripperActionController): sends the bridge's opening as goals and publishes the measured "
+         "width. Configured by the profile's gripper_action block. The action type is built by "
+         "scripts/build_ros_interfaces.sh (setup.sh does it with the `ros` extra).",
+         "robot-rl gripper franka_fr3"),
+    ):
+        node = sub.add_parser(name, help=help_, description=description, epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+        node.add_argument("profile", help="profile name (`robot-rl profiles`) or YAML path")
+        node.add_argument("--domain-id", type=int, help="ROS domain id (default: ROS_DOMAIN_ID, else 0)")
+        node.set_defaults(func=func, ros_args=[])
 
     camera = sub.add_parser(
         "camera", help="publish a camera as ROS 2 images (raw, JPEG, camera info) after crop and resize",
