@@ -13,6 +13,7 @@ recovery can be rehearsed without hardware.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -84,8 +85,10 @@ def main(argv: list[str] | None = None) -> None:
             server.run_async(0.9 / args.speed)
             signal.signal(signal.SIGUSR1, lambda *_: inject_reflex(sim, server.robot_servers[0]))
             print(f"READY {robot.hostname}", flush=True)
+            parent = os.getppid()
             while not stop.wait(0.2):
-                pass
+                if os.getppid() != parent:  # whoever started us is gone: do not run on as an orphan
+                    break
     sys.exit(0)
 
 
