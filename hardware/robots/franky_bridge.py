@@ -18,7 +18,6 @@ Tested end to end against franky-sim, a MuJoCo FR3 that serves libfranka's netwo
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from std_msgs.msg import Float64
 
 from controllers.rotations import mat_to_quat, quat_to_mat
 from hardware.robots.bridge import RobotBridge
-from hardware.robots.profile import RobotProfile
+from hardware.robots.profile import RobotProfile, build_section
 from hardware.ros import messages as M
 
 FR3_JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
@@ -75,15 +74,7 @@ class FrankyOptions:
 
     @classmethod
     def from_profile(cls, profile: RobotProfile) -> FrankyOptions:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(profile.driver) - known)
-        if unknown:
-            raise ValueError(f"robot profile {profile.name!r}: driver: unknown key(s) {unknown}; valid: {sorted(known)}")
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in profile.driver.items()}
-        try:
-            return cls(**values)
-        except ValueError as err:
-            raise ValueError(f"robot profile {profile.name!r}: {err}") from err
+        return build_section(cls, profile.driver, f"robot profile {profile.name!r}: driver")
 
 
 class FrankyBridge(RobotBridge):

@@ -15,14 +15,13 @@ The action type is built from source by scripts/build_ros_interfaces.sh (control
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
 from rclpy.node import Node
 from std_msgs.msg import Float64
 
-from hardware.robots.profile import RobotProfile
+from hardware.robots.profile import RobotProfile, build_section
 from hardware.ros import driver_msgs, qos
 from hardware.ros.runtime import run_node
 
@@ -55,15 +54,7 @@ class GripperActionConfig:
     def from_profile(cls, profile: RobotProfile) -> GripperActionConfig:
         if not profile.gripper_action:
             raise ValueError(f"robot profile {profile.name!r} has no gripper_action block")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(profile.gripper_action) - known)
-        if unknown:
-            raise ValueError(f"robot profile {profile.name!r}: gripper_action: unknown key(s) {unknown}; "
-                             f"valid: {sorted(known)}")
-        try:
-            return cls(**profile.gripper_action)
-        except (TypeError, ValueError) as err:
-            raise ValueError(f"robot profile {profile.name!r}: {err}") from err
+        return build_section(cls, profile.gripper_action, f"robot profile {profile.name!r}: gripper_action")
 
     def goal_position(self, opening: float) -> float:
         return self.closed_position + opening * (self.open_position - self.closed_position)

@@ -70,7 +70,8 @@ class RobotProfile:
         object.__setattr__(self, "cameras", tuple(self.cameras))
 
 
-def _build(kind, values: Any, where: str):
+def build_section(kind, values: Any, where: str):
+    """A dataclass from a profile's mapping: unknown keys and bad values fail with `where` and the key named."""
     if isinstance(values, kind):
         return values
     if not isinstance(values, dict):
@@ -94,12 +95,12 @@ def profile_from_dict(data: dict[str, Any], where: str = "robot profile") -> Rob
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {unknown}; valid: {sorted(known)}")
     values = dict(data)
-    values["action"] = _build(ActionSpec, values.get("action", {}), f"{where}: action")
-    values["safety"] = _build(SafetyLimits, values.get("safety", {}), f"{where}: safety")
+    values["action"] = build_section(ActionSpec, values.get("action", {}), f"{where}: action")
+    values["safety"] = build_section(SafetyLimits, values.get("safety", {}), f"{where}: safety")
     cameras = values.get("cameras", [])
     if not isinstance(cameras, list):
         raise ValueError(f"{where}: cameras must be a list")
-    values["cameras"] = tuple(_build(CameraConfig, c, f"{where}: cameras[{i}]") for i, c in enumerate(cameras))
+    values["cameras"] = tuple(build_section(CameraConfig, c, f"{where}: cameras[{i}]") for i, c in enumerate(cameras))
     if not isinstance(values.get("gripper_action", {}), dict):
         raise ValueError(f"{where}: gripper_action must be a mapping of GripperActionConfig fields")
     if not isinstance(values.get("driver", {}), dict):
