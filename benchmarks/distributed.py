@@ -46,7 +46,7 @@ def main() -> None:
     steps = 3_000 if args.quick else 20_000
     root = Path(tempfile.mkdtemp(prefix="distributed_bench_"))
     ports = _free_ports(2)
-    cfg = TrainConfig.from_dict({"task": "PickCube-v0", "num_demos": 10, "total_env_steps": steps,
+    cfg = TrainConfig.from_dict({"env": {"id": "PickCube-v0"}, "num_demos": 10, "total_env_steps": steps,
                                  "eval_every": 10**9, "checkpoint_every": 10**9, "progress": False,
                                  "tensorboard": False, "out_dir": str(root / "learner")})
     learner = Learner(cfg, f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}")

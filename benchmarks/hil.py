@@ -23,16 +23,16 @@ import numpy as np
 from report import report
 from sample_efficiency import _run_one
 
-PICK_STATE = {"task": "PickCube-v0", "num_demos": 10, "total_env_steps": 8_000}
+PICK_STATE = {"env": {"id": "PickCube-v0"}, "num_demos": 10, "total_env_steps": 8_000}
 PIXELS = {"obs_mode": "pixels", "image_size": 48, "agent": {"asymmetric": True, "utd": 2}}
 RUNS = {
     "pick_cube_state_human": ({**PICK_STATE, "human": {"enabled": True}}, [0]),
     "pick_cube_state_no_human": (PICK_STATE, [0]),
     "pick_cube_pixels_human": ({**PICK_STATE, **PIXELS, "human": {"enabled": True}}, [0]),
     "pick_cube_pixels_no_human": ({**PICK_STATE, **PIXELS}, [0]),
-    "peg_insertion_pixels_human": ({"task": "PegInsertion-v0", "num_demos": 20, "total_env_steps": 8_000,
+    "peg_insertion_pixels_human": ({"env": {"id": "PegInsertion-v0"}, "num_demos": 20, "total_env_steps": 8_000,
                                     **PIXELS, "human": {"enabled": True}}, [0]),
-    "peg_insertion_pixels_no_human": ({"task": "PegInsertion-v0", "num_demos": 20, "total_env_steps": 8_000,
+    "peg_insertion_pixels_no_human": ({"env": {"id": "PegInsertion-v0"}, "num_demos": 20, "total_env_steps": 8_000,
                                        **PIXELS}, [0]),
 }
 DEFAULT_RUNS = ["pick_cube_state_human", "pick_cube_state_no_human"]

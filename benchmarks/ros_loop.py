@@ -175,7 +175,7 @@ def training(steps: int, seeds: list[int]) -> dict:
     from sample_efficiency import _run_one
 
     root = Path(tempfile.mkdtemp(prefix="ros_train_"))
-    values = {"task": "PickCube-v0", "num_demos": 10, "total_env_steps": steps, "eval_every": max(steps // 12, 250)}
+    values = {"env": {"id": "PickCube-v0"}, "num_demos": 10, "total_env_steps": steps, "eval_every": max(steps // 12, 250)}
     out: dict = {"training_env_steps": steps, "training_seeds": seeds}
     walls = {"in_process": 0.0, "through_ros": 0.0}
     for seed in seeds:

@@ -27,21 +27,22 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-IQL_PRETRAIN = {"task": "PickCube-v0", "num_demos": 10, "algorithm": "iql", "iql": {"updates": 2_000}}
+IQL_PRETRAIN = {"env": {"id": "PickCube-v0"}, "num_demos": 10, "agent": {"name": "iql", "updates": 2_000}}
 FULL = {
-    "pick_cube_state_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "total_env_steps": 10_000}, [0, 1, 2]),
-    "pick_cube_state_no_demos": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 10_000}, [0]),
-    "peg_insertion_state_20_demos": ({"task": "PegInsertion-v0", "num_demos": 20, "total_env_steps": 10_000}, [0]),
-    "pick_cube_state_bc_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "algorithm": "bc",
-                                     "bc": {"updates": 5_000}}, [0]),
-    "pick_cube_state_iql_10_demos": ({"task": "PickCube-v0", "num_demos": 10, "algorithm": "iql",
-                                      "iql": {"updates": 5_000}}, [0]),
-    "pick_cube_state_iql_then_online": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 6_000,
+    "pick_cube_state_10_demos": ({"env": {"id": "PickCube-v0"}, "num_demos": 10, "total_env_steps": 10_000}, [0, 1, 2]),
+    # CrossQ (no target networks, batch-renormalised critics, the paper's UTD 1), fed like SAC.
+    "pick_cube_state_crossq_10_demos": ({"env": {"id": "PickCube-v0"}, "num_demos": 10, "total_env_steps": 10_000,
+                                         "agent": {"name": "crossq"}}, [0, 1, 2]),
+    "pick_cube_state_no_demos": ({"env": {"id": "PickCube-v0"}, "num_demos": 0, "total_env_steps": 10_000}, [0]),
+    "peg_insertion_state_20_demos": ({"env": {"id": "PegInsertion-v0"}, "num_demos": 20, "total_env_steps": 10_000}, [0]),
+    "pick_cube_state_bc_10_demos": ({"env": {"id": "PickCube-v0"}, "num_demos": 10, "agent": {"name": "bc", "updates": 5_000}}, [0]),
+    "pick_cube_state_iql_10_demos": ({"env": {"id": "PickCube-v0"}, "num_demos": 10, "agent": {"name": "iql", "updates": 5_000}}, [0]),
+    "pick_cube_state_iql_then_online": ({"env": {"id": "PickCube-v0"}, "num_demos": 0, "total_env_steps": 6_000,
                                          "learning_starts": 1_000, "pretrain": IQL_PRETRAIN}, [0]),
-    "pick_cube_state_iql_then_online_anchored": ({"task": "PickCube-v0", "num_demos": 0, "total_env_steps": 6_000,
+    "pick_cube_state_iql_then_online_anchored": ({"env": {"id": "PickCube-v0"}, "num_demos": 0, "total_env_steps": 6_000,
                                                   "learning_starts": 1_000, "anchor_weight": 1.0,
                                                   "anchor_steps": 1_000_000, "pretrain": IQL_PRETRAIN}, [0]),
-    "pick_cube_pixels_asymmetric": ({"task": "PickCube-v0", "obs_mode": "pixels", "image_size": 48,
+    "pick_cube_pixels_asymmetric": ({"env": {"id": "PickCube-v0"}, "obs_mode": "pixels", "image_size": 48,
                                      "num_demos": 10, "total_env_steps": 8_000,
                                      "agent": {"asymmetric": True, "utd": 2}}, [0]),
 }

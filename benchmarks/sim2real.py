@@ -66,7 +66,7 @@ def recipe(name: str, recipe_name: str) -> dict:
         return load_yaml(own)
     values = load_yaml(CONFIGS / f"pick_cube_{RECIPE_CONFIGS[recipe_name]}.yaml")
     # The task's own demo count, except in recipes that record none (fine-tuning, distillation).
-    return {**values, "task": task, "num_demos": demos if values.get("num_demos", 10) else 0}
+    return {**values, "env": {"id": task}, "num_demos": demos if values.get("num_demos", 10) else 0}
 
 
 TRAIN = ("import json, sys; from robot_rl.train import TrainConfig, Trainer; "
@@ -171,8 +171,8 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
             for key in ("learning_starts", "critic_warmup_steps"):
                 if key in values:
                     values[key] = min(values[key], quick_steps // 3)
-            if "distill" in values:
-                values["distill"]["handover_steps"] = quick_steps // 4
+            if values["agent"].get("name") == "distill":
+                values["agent"]["handover_steps"] = quick_steps // 4
         return {**values, "out_dir": str(root / f"{name}_{recipe_name}")}
 
     sim_dr = root / f"{name}_sim_dr"
@@ -180,7 +180,7 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
         "sim_dr": configured("sim_dr", 400),
         "finetune": configured("finetune", 300, **robot, warm_start=str(sim_dr / "checkpoint.pt")),
         "asymmetric": configured("asymmetric", 200),
-        "distill": configured("distill", 200, distill={"teacher": str(sim_dr)}),
+        "distill": configured("distill", 200, agent={"teacher": str(sim_dr)}),
         "asymmetric_finetune": configured("asymmetric_finetune", 300, **robot,
                                           warm_start=str(root / f"{name}_asymmetric" / "checkpoint.pt")),
         "distill_finetune": configured("distill_finetune", 300, **robot,
@@ -191,7 +191,7 @@ def recipe_settings(name: str, root: Path, quick: bool, domain: int, seed: int =
             settings[recipe_name]["total_env_steps"] = finetune_steps
     # The baselines: the nominal sim (10k steps), and the robot from scratch with the fine-tuning budget
     # and the DR policy's observation (and a randomised sim beside it, for hybrid).
-    baseline = {"task": task, "num_demos": demos, "action_history": settings["sim_dr"].get("action_history", 0),
+    baseline = {"env": {"id": task}, "num_demos": demos, "action_history": settings["sim_dr"].get("action_history", 0),
                 **measure, **({"agent": {"batch_size": 32, "utd": 1}} if quick else {})}
     budget = scratch_steps or settings["finetune"]["total_env_steps"]
     settings["sim_nominal"] = {**baseline, "action_history": 0, "total_env_steps": 400 if quick else 10_000}

@@ -91,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from robot_rl.train import Trainer
 
     cfg = _config(args)
-    print(f"robot-rl train: {cfg.task} ({cfg.obs_mode}), {cfg.total_env_steps} env steps, "
+    print(f"robot-rl train: {cfg.env.id} ({cfg.obs_mode}), {cfg.total_env_steps} env steps, "
           f"UTD {cfg.agent.utd}, {cfg.num_demos if cfg.demo_path is None else cfg.demo_path} demos",
           file=sys.stderr)
     trainer = Trainer(cfg, resume=args.resume)
@@ -122,7 +122,7 @@ def _cmd_learner(args: argparse.Namespace) -> int:
     cfg = _config(args)
     data, weights = _endpoints(args.bind, args.data_port, args.weights_port)
     learner = Learner(cfg, data, weights, keys_dir=args.keys, resume=args.resume)
-    print(f"robot-rl learner: {cfg.task} ({cfg.obs_mode}), waiting for actors on {data} "
+    print(f"robot-rl learner: {cfg.env.id} ({cfg.obs_mode}), waiting for actors on {data} "
           f"(weights on {weights}), run directory {learner.cfg.out_dir}", file=sys.stderr)
     try:
         result = learner.run()
@@ -166,7 +166,7 @@ def _cmd_actor(args: argparse.Namespace) -> int:
         else:
             device = make_device(args.teleop, TeleopConfig.for_action_spec(spec))
         actor.human = TeleopHuman(device)
-    print(f"robot-rl actor {actor_id}: {cfg.task} ({cfg.obs_mode}) -> learner {data}, spool {spool}",
+    print(f"robot-rl actor {actor_id}: {cfg.env.id} ({cfg.obs_mode}) -> learner {data}, spool {spool}",
           file=sys.stderr)
     try:
         actor.run(max_episodes=args.episodes, flush_s=args.flush_s)
@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "PickCube-v0 from state, 10 scripted-expert demos, UTD 4, 10,000 env steps, evaluated "
                     "deterministically every 1,000 steps. Writes config.json, checkpoints, TensorBoard logs, "
                     "eval.jsonl and learning_curve.png to the run directory.",
-        epilog="examples:\n  robot-rl train\n  robot-rl train --set task=PegInsertion-v0 num_demos=20\n"
+        epilog="examples:\n  robot-rl train\n  robot-rl train --set env.id=PegInsertion-v0 num_demos=20\n"
                "  robot-rl train --config my_run.yaml --set agent.utd=8\n"
                "  robot-rl train --out runs/my_run --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,

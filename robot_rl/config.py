@@ -48,13 +48,26 @@ def build(cls, values: dict[str, Any], where: str = ""):
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            kwargs[name] = build(hint, value, prefix + name)
+            # A registered family (e.g. agents) picks its dataclass from the values (`name`).
+            resolve = getattr(hint, "resolve", None)
+            kwargs[name] = build(resolve(value) if resolve else hint, value, prefix + name)
         elif not _type_ok(value, hint):
             raise ValueError(f"config key {prefix + name} must be of type "
                              f"{getattr(hint, '__name__', str(hint))}, got {value!r}")
         else:
             kwargs[name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
+
+
+def coerce_sections(obj) -> None:
+    """In a frozen dataclass's __post_init__: section fields given as plain dicts become their dataclass
+    (`TrainConfig(reward={"model": "x.pt"})`), through `build`."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if isinstance(value, dict) and dataclasses.is_dataclass(hint):
+            resolve = getattr(hint, "resolve", None)
+            object.__setattr__(obj, f.name, build(resolve(value) if resolve else hint, value, f.name))
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -28,17 +28,19 @@ import numpy as np
 import torch
 
 from hardware.teleop import OperatorEvent
-from robot_rl.agents.sac import SACAgent
+from robot_rl.agents import make_agent
+from robot_rl.envs import make_env
 from robot_rl.episodes import Episode, save_episode
 from robot_rl.intervention import InterventionSegments, SimulatedHuman
 from robot_rl.replay import ObsSpec, ReplayBuffer, flatten_obs
-from robot_rl.train import TrainConfig, Trainer, make_env
+from robot_rl.rollout import episode_steps
+from robot_rl.train import TrainConfig, Trainer
 from robot_rl.transport import ActorEndpoint, LearnerEndpoint, Message, require_security
 
 log = logging.getLogger(__name__)
 
 # What an actor must agree on with the learner: the observation/action layout and the networks.
-ACTOR_CONFIG_FIELDS = ("task", "obs_mode", "image_size", "cameras", "agent")
+ACTOR_CONFIG_FIELDS = ("env", "obs_mode", "image_size", "cameras", "action_history", "agent")
 
 
 def config_hash(cfg: TrainConfig) -> str:
@@ -81,26 +83,6 @@ def unpack_episode(arrays: dict[str, np.ndarray], spec: ObsSpec) -> dict[str, An
             "gripper_toggled": arrays["gripper_toggled"]}
 
 
-# -- weights on the wire ---------------------------------------------------------------------------
-def policy_arrays(agent: SACAgent) -> dict[str, np.ndarray]:
-    """What an actor needs to act: encoder, actor (and grasp head), as float32 numpy arrays."""
-    modules = {"encoder": agent.encoder, "actor": agent.actor}
-    if agent.grasp is not None:
-        modules["grasp"] = agent.grasp
-    return {f"{name}.{key}": value.detach().float().cpu().numpy()
-            for name, module in modules.items() for key, value in module.state_dict().items()}
-
-
-def load_policy_arrays(agent: SACAgent, arrays: dict[str, np.ndarray]) -> None:
-    modules = {"encoder": agent.encoder, "actor": agent.actor}
-    if agent.grasp is not None:
-        modules["grasp"] = agent.grasp
-    for name, module in modules.items():
-        prefix = f"{name}."
-        state = {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith(prefix)}
-        module.load_state_dict(state)
-
-
 # -- actor -----------------------------------------------------------------------------------------
 class Actor:
     """Acts in `make_env(cfg)` with the newest published weights; sends whole episodes."""
@@ -114,9 +96,9 @@ class Actor:
         self.cfg, self.endpoint, self.actor_id = cfg, endpoint, actor_id
         self.env = make_env(cfg)
         obs, _ = self.env.reset(seed=cfg.seed)
-        self.agent = SACAgent(ObsSpec.from_obs(obs), self.env.action_space.shape[0], cfg.agent)
+        self.agent = make_agent(ObsSpec.from_obs(obs), self.env.action_space.shape[0], cfg.agent)
         if human is None and cfg.human.enabled:
-            human = SimulatedHuman(self.env, cfg.task, cfg.human, seed=zlib.crc32(actor_id.encode()))
+            human = SimulatedHuman(self.env, cfg.env.id, cfg.human, seed=zlib.crc32(actor_id.encode()))
         self.human = human
         self.console = console
         self.paused = False
@@ -130,57 +112,65 @@ class Actor:
     def _refresh_weights(self) -> None:
         latest = self.endpoint.latest_weights()
         if latest is not None and latest[0] != self.policy_version:
-            load_policy_arrays(self.agent, latest[1])
+            self.agent.load_policy_state(latest[1])
             self.policy_version = latest[0]
         self.learner_done = bool(self.endpoint.weights_header.get("done", False))
+
+    def _behaviour(self, obs: dict) -> tuple[np.ndarray, bool]:
+        """Before each step: the transport, the newest weights, the operator's events; then the policy's
+        action, or the human's while it drives."""
+        cfg = self.cfg
+        self.endpoint.pump()
+        self._refresh_weights()
+        self._versions.add(self.policy_version)
+        self._events = self._operator_events()
+        if OperatorEvent.PAUSE in self._events:
+            self._hold_while_paused()
+        if self.steps < cfg.random_steps:
+            action = self.rng.uniform(-1, 1, self.env.action_space.shape[0]).astype(np.float32)
+        else:
+            action = self.agent.act(flatten_obs(obs))
+        human_action = self.human.act(action) if self.human is not None else None
+        if self.human is not None and self.human.started and self._rewards:
+            self._rewards[-1] -= cfg.human.takeover_penalty  # the policy step that made the human step in
+        return (action, False) if human_action is None else (human_action, True)
 
     def run_episode(self) -> dict[str, Any]:
         cfg = self.cfg
         seed = int(self.rng.integers(2**31))
         obs, _ = self.env.reset(seed=seed)
-        observations, actions, rewards, intervened, toggles = [flatten_obs(obs)], [], [], [], []
+        observations, actions, intervened, toggles = [flatten_obs(obs)], [], [], []
+        self._rewards, self._versions, self._events = [], set(), set()
+        rewards = self._rewards
         stamps = [time.time()]
-        versions = set()
-        done, info, terminated, truncated = False, {}, False, False
+        info, terminated, truncated = {}, False, False
         start = time.time()
         takeovers, label = 0, None
         if self.human is not None:
             self.human.reset()
-        while not done:
-            self.endpoint.pump()
-            self._refresh_weights()
-            versions.add(self.policy_version)
-            events = self._operator_events()
-            if OperatorEvent.PAUSE in events:
-                self._hold_while_paused()
-            if self.steps < cfg.random_steps:
-                action = self.rng.uniform(-1, 1, self.env.action_space.shape[0]).astype(np.float32)
-            else:
-                action = self.agent.act(observations[-1])
-            human_action = self.human.act(action) if self.human is not None else None
-            if human_action is not None:  # the human drives: its action is executed and stored
-                action = human_action
-            if self.human is not None and self.human.started and rewards:
-                rewards[-1] -= cfg.human.takeover_penalty  # the policy step that made the human step in
-            obs, reward, terminated, truncated, info = self.env.step(action)
+        for step in episode_steps(self.env, self._behaviour, obs):
             if self.human is not None and cfg.human.intervention_reward:  # RLIF
-                reward = -1.0 if self.human.started else 0.0
+                step.reward = -1.0 if self.human.started else 0.0
             takeovers += int(self.human is not None and self.human.started)
-            observations.append(flatten_obs(obs))
+            observations.append(flatten_obs(step.next_obs))
             stamps.append(time.time())
-            actions.append(info["executed_action"])
-            rewards.append(reward)
-            intervened.append(human_action is not None)
-            toggles.append(bool(info["gripper_toggled"]))
+            actions.append(step.action)
+            rewards.append(step.reward)
+            intervened.append(step.intervened)
+            toggles.append(step.gripper_toggled)
             self.steps += 1
+            info, terminated, truncated = step.info, step.terminated, step.truncated
             # Reset / success / failure from the operator end the episode after this step, as a
             # time-limit cut (the policy's value there still bootstraps); labels go to the record.
+            events = self._events
             if OperatorEvent.SUCCESS in events or OperatorEvent.FAILURE in events:
                 label = "success" if OperatorEvent.SUCCESS in events else "failure"
             if label is not None or OperatorEvent.RESET in events or OperatorEvent.ESTOP in events:
                 truncated = truncated or not terminated
-            done = terminated or truncated
-            self._show(obs, len(actions), human_action is not None)
+            self._show(step.next_obs, len(actions), step.intervened)
+            if terminated or truncated:
+                break
+        versions = self._versions
         arrays = pack_episode(observations, actions, rewards, terminated, truncated, intervened, toggles)
         header = {"actor_id": self.actor_id, "episode": self.episodes, "seed": seed,
                   "success": bool(info.get("success", False)), "return": float(np.sum(rewards)),
@@ -190,7 +180,7 @@ class Actor:
         if self.episodes_dir is not None:  # the permanent record, beside the transport's spool
             steps = len(actions)
             episode = Episode(
-                task=cfg.task, observations={k[len("obs/"):]: v for k, v in arrays.items() if k.startswith("obs/")},
+                task=cfg.env.id, observations={k[len("obs/"):]: v for k, v in arrays.items() if k.startswith("obs/")},
                 action=arrays["action"], reward=arrays["reward"], terminated=arrays["terminated"],
                 truncated=arrays["truncated"], intervened=arrays["intervened"],
                 gripper_toggled=arrays["gripper_toggled"], timestamp=np.asarray(stamps, np.float64),
@@ -300,7 +290,7 @@ class Learner(Trainer):
 
     def publish(self) -> None:
         """Weights versioned by critic updates, flagged `done` once the run has its env steps."""
-        self.endpoint.publish_weights(self.agent.updates, policy_arrays(self.agent), done=self._done)
+        self.endpoint.publish_weights(self.agent.updates, self.agent.policy_state(), done=self._done)
 
     def _ingest(self, actor_id: str, msg: Message) -> None:
         try:

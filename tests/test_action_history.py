@@ -69,9 +69,9 @@ def test_a_distillation_student_must_observe_what_its_teacher_did(tmp_path):
     teacher = tmp_path / "teacher"
     Trainer(TrainConfig.from_dict({**small, "out_dir": str(teacher), "total_env_steps": 40, "num_demos": 1,
                                    "eval_every": 40, "action_history": 2})).run()
-    student = {**small, "algorithm": "distill", "obs_mode": "pixels", "image_size": 32, "num_demos": 0,
+    student = {**small, "obs_mode": "pixels", "image_size": 32, "num_demos": 0,
                "total_env_steps": 20, "eval_every": 20, "learning_starts": 16,
-               "distill": {"teacher": str(teacher), "handover_steps": 10}}
+               "agent": {**small["agent"], "name": "distill", "teacher": str(teacher), "handover_steps": 10}}
     with pytest.raises(ValueError, match="action_history=2"):
         Trainer(TrainConfig.from_dict({**student, "out_dir": str(tmp_path / "without")})).run()
     Trainer(TrainConfig.from_dict({**student, "out_dir": str(tmp_path / "with"), "action_history": 2})).run()

@@ -16,7 +16,7 @@ from robot_rl.distributed import Learner, config_hash, pack_episode, unpack_epis
 from robot_rl.replay import ObsSpec
 from robot_rl.train import TrainConfig
 
-TINY = {"task": "PickCube-v0", "num_demos": 2, "learning_starts": 50, "eval_every": 200, "eval_episodes": 1,
+TINY = {"env": {"id": "PickCube-v0"}, "num_demos": 2, "learning_starts": 50, "eval_every": 200, "eval_episodes": 1,
         "checkpoint_every": 100, "progress": False, "tensorboard": False,
         "agent": {"hidden_dims": (32, 32), "batch_size": 32, "utd": 1}}
 
@@ -62,7 +62,7 @@ def _set_args(values: dict) -> list[str]:
 
 def _actor(ports, actor_id: str, spool: Path, episodes: int | None, flush_s=10.0, episodes_dir=None,
            **overrides) -> subprocess.Popen:
-    values = {k: v for k, v in {**TINY, **overrides}.items() if k in ("task", "agent", "seed", "human")}
+    values = {k: v for k, v in {**TINY, **overrides}.items() if k in ("env", "agent", "seed", "human")}
     cmd = [sys.executable, "-m", "robot_rl.cli", "actor", "--actor-id", actor_id, "--flush-s", str(flush_s),
            "--data-port", str(ports[0]), "--weights-port", str(ports[1]), "--spool", str(spool),
            "--set", *_set_args(values)]
@@ -100,7 +100,7 @@ def test_config_hash_covers_what_actors_must_share(tmp_path):
     a = _cfg(tmp_path)
     assert config_hash(a) == config_hash(_cfg(tmp_path / "elsewhere", total_env_steps=5))
     assert config_hash(a) != config_hash(_cfg(tmp_path, agent={"hidden_dims": (64, 64)}))
-    assert config_hash(a) != config_hash(_cfg(tmp_path, task="PegInsertion-v0"))
+    assert config_hash(a) != config_hash(_cfg(tmp_path, env={"id": "PegInsertion-v0"}))
 
 
 def test_two_actor_processes_feed_one_learner(tmp_path):

@@ -346,10 +346,10 @@ def test_iql_expectile_loss_and_value_tracks_the_upper_expectile():
     torch.testing.assert_close(expectile_loss(diff, 0.7), torch.tensor((0.7 * 1 + 0.3 * 1) / 2))
     torch.testing.assert_close(expectile_loss(torch.tensor([2.0]), 0.9), torch.tensor(0.9 * 4))
     torch.manual_seed(0)
-    agent = IQLAgent(SPEC, 2, SACConfig(precision="fp32", hidden_dims=(32, 32), tau=0.05), IQLConfig(expectile=0.9))
+    agent = IQLAgent(SPEC, 2, IQLConfig(precision="fp32", hidden_dims=(32, 32), tau=0.05, expectile=0.9))
     batch = _batch(n=64, reward=1.0, discount=0.0)  # terminal: Q -> 1 for dataset actions
     for _ in range(300):
-        metrics = agent.update(batch)
+        metrics = agent.update([batch])
     with torch.no_grad():
         features = torch.as_tensor(batch.obs["proprio"])
         v = agent.value(features).squeeze(-1)
@@ -406,13 +406,13 @@ def test_calql_pushes_down_off_dataset_actions_but_not_below_the_return():
     from robot_rl.agents.calql import CalQLAgent, CalQLConfig
 
     torch.manual_seed(0)
-    agent = CalQLAgent(SPEC, 2, SACConfig(precision="fp32", hidden_dims=(32, 32), tau=0.05),
-                       CalQLConfig(alpha=5.0, num_actions=4))
+    agent = CalQLAgent(SPEC, 2, CalQLConfig(precision="fp32", hidden_dims=(32, 32), tau=0.05, alpha=5.0,
+                                            num_actions=4))
     batch = _batch(n=64, reward=1.0, discount=0.0)
     batch.action[:] = 0.5  # the dataset always does this
     batch.mc_return = np.ones(64, np.float32)
     for _ in range(300):
-        metrics = agent.update(batch)
+        metrics = agent.update([batch])
     with torch.no_grad():
         features = torch.as_tensor(batch.obs["proprio"])
         q_data = agent.sac.critic(torch.cat([features, torch.full((64, 2), 0.5)], -1)).mean()
@@ -423,7 +423,7 @@ def test_calql_pushes_down_off_dataset_actions_but_not_below_the_return():
     assert q_other < q_data - 0.5
     assert np.isfinite(metrics["cql_gap"]) and "temperature" in metrics
     with pytest.raises(ValueError, match="mc_return"):
-        agent.update(_batch(n=8))
+        agent.update([_batch(n=8)])
 
 
 def test_anchor_penalty_pulls_the_actor_toward_the_pretrained_one():

@@ -74,14 +74,15 @@ def test_crash_then_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
 def test_a_crash_mid_save_leaves_a_resumable_run(tmp_path, monkeypatch, crash_at):
     """A kill -9 can land between writing the buffers and the checkpoint that counts them, or between
     that checkpoint and renaming the staged buffers into place: either way the run resumes."""
-    import robot_rl.train as train_module
+    import robot_rl.run_dir as run_dir_module
 
     trainer = Trainer(_tiny(tmp_path, total_env_steps=10**6))
     trainer._start = 0.0  # as run() sets it
     rng = np.random.default_rng(0)
 
     def collect(steps):  # one episode of random actions, cut at `steps`
-        trainer._reset_episode()
+        obs, _ = trainer.env.reset(seed=trainer.env_steps)
+        trainer.online.start_episode(obs)
         for t in range(steps):
             obs, reward, terminated, truncated, info = trainer.env.step(rng.uniform(-1, 1, trainer.action_dim))
             trainer.online.add(info["executed_action"], reward, obs, terminated, truncated or t == steps - 1)
@@ -93,7 +94,7 @@ def test_a_crash_mid_save_leaves_a_resumable_run(tmp_path, monkeypatch, crash_at
     trainer.save()
     saved_steps = trainer.env_steps
     collect(40)
-    real_write, real_replace = train_module.atomic_write, Path.replace
+    real_write, real_replace = run_dir_module.atomic_write, Path.replace
 
     def crash_on_checkpoint(path, write):
         if Path(path).name == "checkpoint.pt":
@@ -106,7 +107,7 @@ def test_a_crash_mid_save_leaves_a_resumable_run(tmp_path, monkeypatch, crash_at
         return real_replace(self, target)
 
     if crash_at == "before_checkpoint":
-        monkeypatch.setattr(train_module, "atomic_write", crash_on_checkpoint)
+        monkeypatch.setattr(run_dir_module, "atomic_write", crash_on_checkpoint)
     else:
         monkeypatch.setattr(Path, "replace", crash_on_rename)
     with pytest.raises(_Crash):
@@ -123,7 +124,7 @@ def test_a_crash_mid_save_leaves_a_resumable_run(tmp_path, monkeypatch, crash_at
 def test_demo_file_of_another_task_is_refused(tmp_path):
     buf = ReplayBuffer(10, ObsSpec({"proprio": (13,), "object": (13,)}, {"proprio": "float32", "object": "float32"}), 3)
     buf.save(tmp_path / "peg_demos.npz")
-    with pytest.raises(ValueError, match="do not fit task PickCube-v0"):
+    with pytest.raises(ValueError, match="do not fit env PickCube-v0"):
         Trainer(_tiny(tmp_path / "run", demo_path=str(tmp_path / "peg_demos.npz")))
 
 
@@ -139,7 +140,8 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
                                          ({"agent": {"utd": "many"}}, "agent.utd"),
                                          ({"demo_ratio": 1.0}, "demo_ratio"),
                                          ({"warm_start_critics": False}, "warm_start_critics"),
-                                         ({"task": "Nope-v0"}, "Nope-v0")])
+                                         ({"env": {"id": "Nope-v0"}}, "Nope-v0"),
+                                         ({"agent": {"name": "nope"}}, "agent.name")])
 def test_bad_config_names_the_key(tmp_path, values, key):
     with pytest.raises(ValueError, match=key):
         Trainer(TrainConfig.from_dict({"out_dir": str(tmp_path), **values}))
@@ -197,12 +199,12 @@ def test_discrete_gripper_run_uses_toggle_mode_and_resumes(tmp_path):
 
 def test_discrete_gripper_on_a_task_without_gripper_is_refused(tmp_path):
     with pytest.raises(ValueError, match="grasp_critic needs a task with a gripper"):
-        Trainer(_tiny(tmp_path, task="PegInsertion-v0", agent={**TINY_AGENT, "grasp_critic": True}))
+        Trainer(_tiny(tmp_path, env={"id": "PegInsertion-v0"}, agent={**TINY_AGENT, "grasp_critic": True}))
 
 
 def test_behaviour_cloning_baseline_imitates_the_demos(tmp_path):
-    cfg = _tiny(tmp_path, algorithm="bc", num_demos=5, eval_episodes=3,
-                bc={"updates": 400, "batch_size": 64, "hidden_dims": (64, 64)})
+    cfg = _tiny(tmp_path, num_demos=5, eval_episodes=3,
+                agent={"name": "bc", "updates": 400, "batch_size": 64, "hidden_dims": (64, 64)})
     trainer = Trainer(cfg)
     batch = trainer.demos.sample(256, np.random.default_rng(0))
 
@@ -219,7 +221,7 @@ def test_behaviour_cloning_baseline_imitates_the_demos(tmp_path):
 
 def test_bc_needs_demos(tmp_path):
     with pytest.raises(ValueError, match="num_demos"):
-        TrainConfig.from_dict({"algorithm": "bc", "num_demos": 0, "out_dir": str(tmp_path)})
+        TrainConfig.from_dict({"agent": {"name": "bc"}, "num_demos": 0, "out_dir": str(tmp_path)})
 
 
 def test_asymmetric_pixel_run(tmp_path):
@@ -233,8 +235,8 @@ def test_asymmetric_pixel_run(tmp_path):
 
 @pytest.mark.parametrize("algorithm", ["iql", "calql"])
 def test_offline_pretraining_then_warm_started_online_run(tmp_path, algorithm):
-    offline = _tiny(tmp_path / algorithm, algorithm=algorithm, num_demos=3, eval_episodes=1,
-                    **{algorithm: {"updates": 50}})
+    offline = _tiny(tmp_path / algorithm, num_demos=3, eval_episodes=1,
+                    agent={**TINY_AGENT, "name": algorithm, "updates": 50})
     trainer = Trainer(offline)
     result = trainer.run()
     assert result["updates"] == 50 and len(result["evals"]) == 5
@@ -262,8 +264,8 @@ def test_offline_pretraining_then_warm_started_online_run(tmp_path, algorithm):
 
 
 def test_warm_start_from_a_mismatched_checkpoint_is_refused(tmp_path):
-    Trainer(_tiny(tmp_path / "peg", task="PegInsertion-v0", algorithm="bc", num_demos=1,
-                  bc={"updates": 5, "batch_size": 8})).run()
+    Trainer(_tiny(tmp_path / "peg", env={"id": "PegInsertion-v0"}, num_demos=1,
+                  agent={"name": "bc", "updates": 5, "batch_size": 8})).run()
     with pytest.raises(ValueError, match="does not fit"):
         Trainer(_tiny(tmp_path / "pick", warm_start=str(tmp_path / "peg" / "checkpoint.pt")))
 
@@ -278,9 +280,9 @@ def test_shipped_configs_are_valid(path):
             TrainConfig.from_dict(values)
         values["warm_start"] = "runs/pretrained/checkpoint.pt"
     cfg = TrainConfig.from_dict(values)
-    assert cfg.task in ("PickCube-v0", "PegInsertion-v0")
+    assert cfg.env.id in ("PickCube-v0", "PegInsertion-v0")
     if cfg.robot.enabled:  # a robot recipe builds its robot env config too
         from robot_rl.ros.robot_env import RobotEnvConfig
 
-        RobotEnvConfig.for_task(cfg.task, obs_mode=cfg.obs_mode,
+        RobotEnvConfig.for_task(cfg.env.id, obs_mode=cfg.obs_mode,
                                 privileged=cfg.obs_mode == "pixels" and cfg.agent.asymmetric)

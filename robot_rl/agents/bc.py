@@ -10,20 +10,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_rl.agents.base import Agent, AgentConfig
 from robot_rl.networks import ObservationEncoder, TanhGaussianActor
 from robot_rl.replay import Batch, ObsSpec
 
 
 @dataclass(frozen=True)
-class BCConfig:
+class BCConfig(AgentConfig):
+    name: str = "bc"
     hidden_dims: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
-    batch_size: int = 256
     updates: int = 5_000  # gradient steps on the demos
     feature_dim: int = 50
     augment_pad: int = 4
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         if not self.hidden_dims or min(self.hidden_dims) < 1:
             raise ValueError(f"BCConfig.hidden_dims must be positive sizes, got {self.hidden_dims!r}")
@@ -31,11 +33,11 @@ class BCConfig:
             raise ValueError(f"BCConfig.lr must be > 0, got {self.lr!r}")
         if not isinstance(self.updates, int) or self.updates < 1:
             raise ValueError(f"BCConfig.updates must be an int >= 1, got {self.updates!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            raise ValueError(f"BCConfig.batch_size must be an int >= 2, got {self.batch_size!r}")
 
 
-class BCAgent:
+class BCAgent(Agent):
+    offline = True
+
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: BCConfig = BCConfig(), device: str = "cpu"):
         self.config, self.device = config, torch.device(device)
         self.encoder = ObservationEncoder(obs_spec.shapes, config.feature_dim).to(self.device)
@@ -49,7 +51,16 @@ class BCAgent:
         batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
         return self.actor.deterministic(self.encoder(batch))[0].cpu().numpy()
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for batch in batches:
+            metrics = self._update(batch)
+        return metrics
+
+    def policy_modules(self) -> dict[str, torch.nn.Module]:
+        return {"encoder": self.encoder, "actor": self.actor}
+
+    def _update(self, batch: Batch) -> dict[str, float]:
         obs = {k: torch.as_tensor(v, device=self.device) for k, v in batch.obs.items()}
         target = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)
         prediction = self.actor.deterministic(self.encoder(obs, self.config.augment_pad))

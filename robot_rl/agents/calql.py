@@ -25,18 +25,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_rl.agents.base import Agent
 from robot_rl.agents.sac import SACAgent, SACConfig, soft_update
 from robot_rl.replay import Batch, ObsSpec
 
 
 @dataclass(frozen=True)
-class CalQLConfig:
+class CalQLConfig(SACConfig):
+    """SAC's fields (networks, learning rates, feeding) plus the CalQL loss's."""
+
+    name: str = "calql"
     alpha: float = 5.0  # weight of the conservative term (Cal-QL uses 5 on manipulation tasks)
     num_actions: int = 10  # random and policy actions per state in the logsumexp
     calibrated: bool = True  # False: plain CQL (no Monte-Carlo floor)
     updates: int = 5_000
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.alpha >= 0:
             raise ValueError(f"CalQLConfig.alpha must be >= 0, got {self.alpha!r}")
         if not isinstance(self.num_actions, int) or not 1 <= self.num_actions <= 100:
@@ -59,15 +64,17 @@ def conservative_penalty(q_data: torch.Tensor, q_random: torch.Tensor, q_policy:
     return torch.logsumexp(candidates, dim=1) - q_data
 
 
-class CalQLAgent:
+class CalQLAgent(Agent):
     """A SACAgent (networks, optimisers, acting, actor/temperature update) with the Cal-QL critic loss."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, sac: SACConfig = SACConfig(),
-                 config: CalQLConfig = CalQLConfig(), device: str = "cpu"):
-        if sac.grasp_critic or sac.asymmetric:
+    offline = True
+
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, config: CalQLConfig = CalQLConfig(), device: str = "cpu"):
+        if config.grasp_critic or config.asymmetric:
             raise ValueError("Cal-QL pre-training supports the plain continuous agent (no grasp_critic/asymmetric)")
         self.config = config
-        self.sac = SACAgent(obs_spec, action_dim, sac, device)
+        self.returns_to_go = config.calibrated  # batches carry the data's return-to-go, the Q floor
+        self.sac = SACAgent(obs_spec, action_dim, config, device)
         self.device = self.sac.device
         self._generator = torch.Generator(device=self.device).manual_seed(0)
 
@@ -78,7 +85,16 @@ class CalQLAgent:
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
         return self.sac.act(obs, deterministic)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for batch in batches:
+            metrics = self._update(batch)
+        return metrics
+
+    def policy_modules(self) -> dict[str, torch.nn.Module]:
+        return self.sac.policy_modules()
+
+    def _update(self, batch: Batch) -> dict[str, float]:
         sac, cfg = self.sac, self.config
         if cfg.calibrated and batch.mc_return is None:
             raise ValueError("Cal-QL needs Batch.mc_return: sample with returns_to_go=buffer.returns_to_go(gamma)")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from robot_rl.networks import mlp
-from robot_rl.replay import Batch, ObsSpec
+from robot_rl.replay import Batch, ObsSpec, ReplayBuffer, flatten_obs
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,43 @@ class DynamicsGap:
         low, high = self.cfg.weight_clip
         w = torch.exp(log_ratio).clamp(low, high)
         return (w / w.mean()).numpy().astype(np.float32)
+
+
+class HybridSim:
+    """The simulator beside the robot: it steps with the same policy into a buffer of its own, and
+    `mix` adds its transitions, weighted by the dynamics gap, to each critic batch."""
+
+    def __init__(self, sim_env, obs_spec: ObsSpec, action_dim: int, capacity: int, cfg: HybridConfig, seed: int):
+        self.env, self.cfg, self.seed = sim_env, cfg, seed
+        self.obs, _ = sim_env.reset(seed=seed)
+        if ObsSpec.from_obs(self.obs).shapes != obs_spec.shapes:
+            raise ValueError(f"hybrid: the simulator observes {ObsSpec.from_obs(self.obs).shapes}, the robot "
+                             f"{obs_spec.shapes}; they must match")
+        self.buffer = ReplayBuffer(capacity, obs_spec, action_dim)
+        self.buffer.start_episode(self.obs)
+        self.episodes = 0
+        self.gap = DynamicsGap(state_dim(obs_spec), action_dim, cfg)
+        self.metrics: dict[str, float] = {}
+
+    def steps(self, agent) -> None:
+        for _ in range(self.cfg.sim_steps_per_step):
+            self.obs, reward, terminated, truncated, info = self.env.step(agent.act(flatten_obs(self.obs)))
+            self.buffer.add(info["executed_action"], reward, self.obs, terminated, truncated,
+                            gripper_toggled=info["gripper_toggled"])
+            if terminated or truncated:
+                self.episodes += 1
+                self.obs, _ = self.env.reset(seed=self.seed + self.episodes)
+                self.buffer.start_episode(self.obs)
+
+    def mix(self, batch: Batch, online: ReplayBuffer, n_sim: int, rng: np.random.Generator, n_step: int,
+            gamma: float) -> Batch:
+        sim = self.buffer.sample(n_sim, rng, 1, gamma)
+        self.metrics = self.gap.update(online.sample(n_sim, rng, 1, gamma), sim)
+        sim = self.buffer.sample(n_sim, rng, n_step, gamma)
+        sim.weight = self.gap.weights(sim)
+        sim.from_sim = np.ones(n_sim, bool)
+        self.metrics["sim_weight_max"] = float(sim.weight.max())
+        return Batch.concat(batch, sim)
+
+    def close(self) -> None:
+        self.env.close()

@@ -6,7 +6,7 @@
 - the policy is extracted by advantage-weighted regression, exp(beta * (Q - V)) clipped, on the
   deterministic action (squared error), which stays finite for saturated +-1 demo actions.
 
-The actor, critic ensemble and encoder have exactly the shapes of SACAgent's, so `warm_start_sac`
+The actor, critic ensemble and encoder have exactly the shapes of SACAgent's, so `SACAgent.warm_start`
 can hand them to online fine-tuning. Measured: from IQL, online SAC unlearns the moment updates begin
 (IQL's in-sample critics overestimate off-dataset actions); pre-train with Cal-QL for fine-tuning.
 """
@@ -19,13 +19,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_rl.agents.base import Agent
 from robot_rl.agents.sac import SACAgent, SACConfig, soft_update
 from robot_rl.networks import mlp
 from robot_rl.replay import Batch, ObsSpec
 
 
 @dataclass(frozen=True)
-class IQLConfig:
+class IQLConfig(SACConfig):
+    """SAC's fields (networks, learning rates, feeding) plus the IQL loss's."""
+
+    name: str = "iql"
     expectile: float = 0.7
     beta: float = 3.0  # advantage temperature of the policy extraction
     max_weight: float = 100.0
@@ -33,6 +37,7 @@ class IQLConfig:
     value_lr: float = 3e-4
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.5 <= self.expectile < 1.0:
             raise ValueError(f"IQLConfig.expectile must be in [0.5, 1), got {self.expectile!r}")
         if not self.beta > 0:
@@ -47,24 +52,34 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
     return (weight * diff.pow(2)).mean()
 
 
-class IQLAgent:
+class IQLAgent(Agent):
     """Owns a SACAgent (for its networks, optimisers and acting) plus a value network."""
 
-    def __init__(self, obs_spec: ObsSpec, action_dim: int, sac: SACConfig = SACConfig(),
-                 config: IQLConfig = IQLConfig(), device: str = "cpu"):
-        if sac.grasp_critic or sac.asymmetric:
+    offline = True
+
+    def __init__(self, obs_spec: ObsSpec, action_dim: int, config: IQLConfig = IQLConfig(), device: str = "cpu"):
+        if config.grasp_critic or config.asymmetric:
             raise ValueError("IQL pre-training supports the plain continuous agent (no grasp_critic/asymmetric)")
         self.config = config
-        self.sac = SACAgent(obs_spec, action_dim, sac, device)
+        self.sac = SACAgent(obs_spec, action_dim, config, device)
         self.device = self.sac.device
-        self.value = mlp(self.sac.encoder.out_features, sac.hidden_dims, 1, layer_norm=True).to(self.device)
+        self.value = mlp(self.sac.encoder.out_features, config.hidden_dims, 1, layer_norm=True).to(self.device)
         self.value_optimizer = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
         self.updates = 0
 
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
         return self.sac.act(obs, deterministic)
 
-    def update(self, batch: Batch) -> dict[str, float]:
+    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for batch in batches:
+            metrics = self._update(batch)
+        return metrics
+
+    def policy_modules(self) -> dict[str, torch.nn.Module]:
+        return self.sac.policy_modules()
+
+    def _update(self, batch: Batch) -> dict[str, float]:
         sac, cfg = self.sac, self.config
         obs, next_obs = sac.as_tensors(batch.obs), sac.as_tensors(batch.next_obs)
         action = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)

@@ -25,17 +25,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from robot_rl.agents.base import Agent, AgentConfig
 from robot_rl.networks import EnsembleMLP, ObservationEncoder, TanhGaussianActor, mlp
 from robot_rl.replay import Batch, ObsSpec
 
 
 @dataclass(frozen=True)
-class SACConfig:
+class SACConfig(AgentConfig):
+    name: str = "sac"
     hidden_dims: tuple[int, ...] = (256, 256)
     num_critics: int = 2
     critic_subset: int = 2
     critic_layer_norm: bool = True
-    discount: float = 0.97
     tau: float = 0.005
     actor_lr: float = 3e-4
     critic_lr: float = 3e-4
@@ -43,9 +44,6 @@ class SACConfig:
     init_temperature: float = 1e-2
     target_entropy: float | None = None  # None: -|A| / 2
     backup_entropy: bool = False  # RLPD: no entropy term in the critic target
-    utd: int = 4  # critic updates per environment step
-    n_step: int = 3  # n-step returns over the same episode (1: plain one-step TD)
-    batch_size: int = 256
     feature_dim: int = 50  # per camera, pixel observations
     augment_pad: int = 4  # DrQ random shift in pixels; 0 disables it
     # Photometric augmentation (networks.random_color): brightness and contrast x[1 - s, 1 + s], each RGB
@@ -66,8 +64,10 @@ class SACConfig:
     grasp_epsilon: float = 0.05  # exploration: a random gripper choice with this probability
 
     def __post_init__(self) -> None:
+        super().__post_init__()
+
         def bad(field: str, why: str):
-            raise ValueError(f"SACConfig.{field} {why}, got {getattr(self, field)!r}")
+            raise ValueError(f"{type(self).__name__}.{field} {why}, got {getattr(self, field)!r}")
 
         object.__setattr__(self, "hidden_dims", tuple(int(h) for h in self.hidden_dims))
         if not self.hidden_dims or min(self.hidden_dims) < 1:
@@ -76,19 +76,11 @@ class SACConfig:
             bad("num_critics", "must be in [1, 64]")
         if not 1 <= self.critic_subset <= self.num_critics:
             bad("critic_subset", f"must be in [1, num_critics={self.num_critics}]")
-        if not 0.0 < self.discount < 1.0:
-            bad("discount", "must be in (0, 1)")
         if not 0.0 < self.tau <= 1.0:
             bad("tau", "must be in (0, 1]")
         for name in ("actor_lr", "critic_lr", "temperature_lr", "init_temperature"):
             if not getattr(self, name) > 0:
                 bad(name, "must be > 0")
-        if not isinstance(self.utd, int) or not 1 <= self.utd <= 100:
-            bad("utd", "must be an int in [1, 100]")
-        if not isinstance(self.n_step, int) or not 1 <= self.n_step <= 20:
-            bad("n_step", "must be an int in [1, 20]")
-        if not isinstance(self.batch_size, int) or self.batch_size < 2:
-            bad("batch_size", "must be an int >= 2")
         if self.augment_pad < 0:
             bad("augment_pad", "must be >= 0")
         if not 0.0 <= self.augment_color < 1.0:
@@ -99,6 +91,12 @@ class SACConfig:
             bad("grasp_epsilon", "must be in [0, 1]")
         if self.precision not in ("auto", "fp32", "bf16"):
             bad("precision", "must be 'auto', 'fp32' or 'bf16'")
+
+    def observes_privileged(self) -> bool:
+        return self.asymmetric
+
+    def toggles_gripper(self) -> bool:
+        return self.grasp_critic
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -119,7 +117,7 @@ def soft_update(net: torch.nn.Module, target: torch.nn.Module, tau: float) -> No
         p_target.lerp_(p, tau)
 
 
-class SACAgent:
+class SACAgent(Agent):
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(),
                  device: str = "cpu"):
         self.config, self.obs_spec, self.action_dim = config, obs_spec, action_dim
@@ -351,6 +349,19 @@ class SACAgent:
         else:
             metrics.update(self.update_actor(self._last_features))
         return metrics
+
+    # -- the agent interface ---------------------------------------------------------------------
+    def policy_modules(self) -> dict[str, torch.nn.Module]:
+        modules = {"encoder": self.encoder, "actor": self.actor}
+        if self.grasp is not None:
+            modules["grasp"] = self.grasp
+        return modules
+
+    def warm_start(self, pretrained: dict, critics: bool = True) -> None:
+        warm_start_sac(self, pretrained, critics)
+
+    def set_anchor_weight(self, weight: float) -> None:
+        self.anchor_weight = weight
 
     # -- persistence -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
