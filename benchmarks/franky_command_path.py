@@ -34,7 +34,7 @@ BRIDGE_HZ = 100.0
 
 
 def _bridge(profile: dict, domain_id: int) -> None:
-    from hardware.robots.bridge import main
+    from hardware.robots.bridges import main
     from hardware.robots.profile import profile_from_dict
 
     main(profile_from_dict(profile), domain_id=domain_id)

@@ -4,6 +4,7 @@
 
 Runs (each a TrainConfig, in its own process so two fit on two cores):
 - pick_cube_state_10_demos: PickCube-v0 from state, 10 scripted demos, seeds 0-2 (median reported);
+- pick_cube_state_crossq_10_demos: CrossQ (robot_rl/agents/crossq.py) on the same demos, seeds 0-2;
 - pick_cube_state_no_demos: plain SAC without demos, the baseline;
 - peg_insertion_state_20_demos: PegInsertion-v0 from state, 20 demos;
 - pick_cube_state_bc_10_demos / pick_cube_state_iql_10_demos: offline baselines on the same demos
@@ -120,11 +121,11 @@ def main() -> None:
         values, seeds = FULL[name]
         if args.quick:
             values, seeds = {**values, "total_env_steps": 3_000}, seeds[:1]
-            for offline in ("bc", "iql"):
-                if offline in values:
-                    values = {**values, offline: {"updates": 1_000}}
+            if values.get("agent", {}).get("name") in ("bc", "iql"):
+                values = {**values, "agent": {**values["agent"], "updates": 1_000}}
             if "pretrain" in values:
-                values = {**values, "pretrain": {**values["pretrain"], "iql": {"updates": 1_000}}}
+                pretrain = values["pretrain"]
+                values = {**values, "pretrain": {**pretrain, "agent": {**pretrain["agent"], "updates": 1_000}}}
         jobs += [(name, values, seed) for seed in seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(lambda job: _run_one(*job, root), jobs))

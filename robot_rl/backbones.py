@@ -64,7 +64,7 @@ class PretrainedEncoder(nn.Module):
         return self
 
     def forward(self, images: dict[str, torch.Tensor], augment_pad: int = 0, augment_color: float = 0.0) -> torch.Tensor:
-        from robot_rl.networks import augment_images
+        from robot_rl.augment import augment_images
 
         stacked = torch.cat([images[c] for c in self.cameras], dim=0)
         x = augment_images(stacked.permute(0, 3, 1, 2).float() / 255.0, augment_pad, augment_color)

@@ -119,7 +119,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_export_lerobot(args: argparse.Namespace) -> int:
-    from robot_rl.datasets import export_lerobot
+    from robot_rl.lerobot_export import export_lerobot
 
     result = export_lerobot(args.source, args.out, fps=args.fps)
     print(f"exported {result['episodes']} episodes ({result['frames']} frames, cameras "
@@ -141,7 +141,8 @@ def _cmd_record_demos(args: argparse.Namespace) -> int:
     import numpy as np
 
     import sim
-    from robot_rl.episodes import EpisodeRecorder
+    from robot_rl.recording import EpisodeRecorder
+    from robot_rl.rollout import episode_steps
     from sim.experts import expert_for
 
     if args.episodes < 1:
@@ -162,6 +163,12 @@ def _cmd_record_demos(args: argparse.Namespace) -> int:
             extra["image_size"] = args.image_size
         recorder = EpisodeRecorder(args.out, task=task, actor_id=args.actor_id, default_reward_source="sim",
                                    extra=extra, keep_failures=args.keep_failures)
+        proposed: list[np.ndarray] = []  # what the expert asked for (the env may execute something else)
+
+        def expert_behaviour(obs):
+            proposed.append(expert.act(obs))
+            return proposed[-1], False
+
         recorded = attempt = 0
         while recorded < args.episodes:
             if attempt >= 3 * args.episodes + 10:
@@ -171,20 +178,17 @@ def _cmd_record_demos(args: argparse.Namespace) -> int:
             expert.reset()
             recorder.start(obs, seed=seed)
             path = None
-            done = False
-            while not done:
-                action = expert.act(obs)
-                obs, reward, terminated, truncated, info = env.step(action)
-                path = recorder.step(action, reward, obs, terminated, truncated, info)
-                done = terminated or truncated
+            for step in episode_steps(env, expert_behaviour, obs):
+                path = recorder.step(proposed[-1], step.reward, step.next_obs, step.terminated, step.truncated,
+                                     step.info)
             attempt += 1
-            outcome = "success" if info["success"] else "failure"
+            outcome = "success" if step.info["success"] else "failure"
             if path is None:
-                print(f"seed {seed:6d}  steps {env.steps:3d}  {outcome}  (discarded: demos keep successes; "
+                print(f"seed {seed:6d}  steps {step.index + 1:3d}  {outcome}  (discarded: demos keep successes; "
                       f"--keep-failures keeps all)")
                 continue
             recorded += 1
-            print(f"seed {seed:6d}  steps {env.steps:3d}  {outcome}  {path}")
+            print(f"seed {seed:6d}  steps {step.index + 1:3d}  {outcome}  {path}")
     finally:
         env.close()
     print(json.dumps({"task": task, "recorded": recorded, "attempts": attempt, "out": str(args.out)}))

@@ -25,7 +25,7 @@ def _history_hint(stored: dict, expected: dict, action_history: int) -> str:
 def initial_demos(cfg: TrainConfig, obs_spec: ObsSpec, action_dim: int) -> ReplayBuffer | None:
     if cfg.demo_path is not None:
         if Path(cfg.demo_path).is_dir():
-            from robot_rl.episodes import load_replay_buffer
+            from robot_rl.episode_replay import load_replay_buffer
 
             demos = load_replay_buffer(cfg.demo_path, task=cfg.env.id, success_only=True)
         else:

@@ -30,7 +30,8 @@ import torch
 from hardware.teleop import OperatorEvent
 from robot_rl.agents import make_agent
 from robot_rl.envs import make_env
-from robot_rl.episodes import Episode, save_episode
+from robot_rl.episode_replay import episode_to_replay
+from robot_rl.episodes import Episode, episode_from_arrays, save_episode
 from robot_rl.intervention import InterventionSegments, SimulatedHuman
 from robot_rl.replay import ObsSpec, ReplayBuffer, flatten_obs
 from robot_rl.rollout import episode_steps
@@ -46,41 +47,6 @@ ACTOR_CONFIG_FIELDS = ("env", "obs_mode", "image_size", "cameras", "action_histo
 def config_hash(cfg: TrainConfig) -> str:
     values = {k: v for k, v in asdict(cfg).items() if k in ACTOR_CONFIG_FIELDS}
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=list).encode()).hexdigest()[:16]
-
-
-# -- episodes on the wire --------------------------------------------------------------------------
-def pack_episode(observations: list[dict[str, np.ndarray]], actions, rewards, terminated: bool,
-                 truncated: bool, intervened, gripper_toggled) -> dict[str, np.ndarray]:
-    """T+1 flat observations and T steps -> named arrays (one frame per observation, images uint8)."""
-    steps = len(actions)
-    arrays = {f"obs/{k}": np.stack([o[k] for o in observations]) for k in observations[0]}
-    done = np.zeros(steps, bool)
-    arrays.update(action=np.asarray(actions, np.float32).reshape(steps, -1),
-                  reward=np.asarray(rewards, np.float32), terminated=done.copy(), truncated=done.copy(),
-                  intervened=np.asarray(intervened, bool), gripper_toggled=np.asarray(gripper_toggled, bool))
-    arrays["terminated"][-1], arrays["truncated"][-1] = terminated, truncated
-    return arrays
-
-
-def unpack_episode(arrays: dict[str, np.ndarray], spec: ObsSpec) -> dict[str, Any]:
-    """Named arrays -> ReplayBuffer.add_episode arguments, checked against the learner's spec."""
-    keys = {k[len("obs/"):] for k in arrays if k.startswith("obs/")}
-    if keys != set(spec.shapes):
-        raise ValueError(f"episode observation keys {sorted(keys)} differ from the learner's {sorted(spec.shapes)}")
-    action = arrays["action"]
-    steps = len(action)
-    frames = {k: arrays[f"obs/{k}"] for k in keys}
-    for key, value in frames.items():
-        if value.shape != (steps + 1, *spec.shapes[key]):
-            raise ValueError(f"episode observation {key!r} has shape {value.shape}, expected "
-                             f"{(steps + 1, *spec.shapes[key])}")
-    for name in ("reward", "terminated", "truncated", "intervened", "gripper_toggled"):
-        if arrays[name].shape != (steps,):
-            raise ValueError(f"episode {name!r} has shape {arrays[name].shape}, expected ({steps},)")
-    return {"observations": [{k: v[t] for k, v in frames.items()} for t in range(steps + 1)],
-            "actions": action, "rewards": arrays["reward"], "terminated": bool(arrays["terminated"][-1]),
-            "truncated": bool(arrays["truncated"][-1]), "intervened": arrays["intervened"],
-            "gripper_toggled": arrays["gripper_toggled"]}
 
 
 # -- actor -----------------------------------------------------------------------------------------
@@ -170,24 +136,26 @@ class Actor:
             self._show(step.next_obs, len(actions), step.intervened)
             if terminated or truncated:
                 break
-        versions = self._versions
-        arrays = pack_episode(observations, actions, rewards, terminated, truncated, intervened, toggles)
+        # The one form of an episode: what is sent, stored and loaded (robot_rl/episodes.py).
+        episode = Episode(
+            task=cfg.env.id, observations={k: np.stack([o[k] for o in observations]) for k in observations[0]},
+            action=np.asarray(actions, np.float32).reshape(len(actions), -1),
+            reward=np.asarray(rewards, np.float32), terminated=np.arange(len(actions)) == len(actions) - 1,
+            truncated=np.zeros(len(actions), bool), intervened=np.asarray(intervened, bool),
+            gripper_toggled=np.asarray(toggles, bool), timestamp=np.asarray(stamps, np.float64),
+            reward_source=np.zeros(len(actions), np.uint8), reward_sources=["env"], actor_id=self.actor_id,
+            policy_version=self.policy_version, seed=seed, success=bool(info.get("success", False)),
+            operator_label=label)
+        episode.terminated &= terminated
+        episode.truncated[-1] = truncated
         header = {"actor_id": self.actor_id, "episode": self.episodes, "seed": seed,
-                  "success": bool(info.get("success", False)), "return": float(np.sum(rewards)),
+                  "success": episode.success, "return": float(np.sum(rewards)),
                   "length": len(actions), "interventions": int(np.sum(intervened)), "takeovers": takeovers,
-                  "policy_versions": sorted(versions), "started_unix_s": start, "ended_unix_s": time.time(),
+                  "policy_versions": sorted(self._versions), "started_unix_s": start, "ended_unix_s": time.time(),
                   "operator_label": label}
         if self.episodes_dir is not None:  # the permanent record, beside the transport's spool
-            steps = len(actions)
-            episode = Episode(
-                task=cfg.env.id, observations={k[len("obs/"):]: v for k, v in arrays.items() if k.startswith("obs/")},
-                action=arrays["action"], reward=arrays["reward"], terminated=arrays["terminated"],
-                truncated=arrays["truncated"], intervened=arrays["intervened"],
-                gripper_toggled=arrays["gripper_toggled"], timestamp=np.asarray(stamps, np.float64),
-                reward_source=np.zeros(steps, np.uint8), reward_sources=["sim"], actor_id=self.actor_id,
-                policy_version=self.policy_version, seed=seed, success=bool(info.get("success", False)),
-                operator_label=label)
             header["file"] = save_episode(episode, self.episodes_dir).name
+        arrays = episode.to_arrays()
         self.endpoint.send_transitions(arrays, header)
         self.episodes += 1
         if self.console is not None:
@@ -294,30 +262,28 @@ class Learner(Trainer):
 
     def _ingest(self, actor_id: str, msg: Message) -> None:
         try:
-            episode = unpack_episode(msg.arrays, self.obs_spec)
+            episode = episode_from_arrays(msg.arrays, f"from actor {actor_id}")
+            episode_to_replay(episode, self.online)
         except (KeyError, ValueError) as err:
             log.error("dropped an episode from actor %s: %s", actor_id, err)
             return
-        self.online.add_episode(**episode)
-        if np.any(episode["intervened"]):  # and into the demo/intervention buffer (HIL-SERL)
+        if episode.num_interventions:  # and into the demo/intervention buffer (HIL-SERL)
             if self.demos is None:
                 self.demos = ReplayBuffer(max(self.cfg.buffer_capacity // 2, 1000), self.obs_spec, self.action_dim)
             segments = InterventionSegments(self.demos)
-            obs, last = episode["observations"], len(episode["actions"]) - 1
-            for t, action in enumerate(episode["actions"]):
-                segments.step(obs[t], action, episode["rewards"][t], obs[t + 1],
-                              episode["terminated"] and t == last, episode["truncated"] and t == last,
-                              bool(episode["intervened"][t]), bool(episode["gripper_toggled"][t]))
+            for t in range(episode.length):
+                segments.step(episode.frame(t), episode.action[t], float(episode.reward[t]), episode.frame(t + 1),
+                              bool(episode.terminated[t]), bool(episode.truncated[t]),
+                              bool(episode.intervened[t]), bool(episode.gripper_toggled[t]))
             segments.close()
-        steps = len(episode["actions"])
-        self.env_steps += steps
+        self.env_steps += episode.length
         self.episodes += 1
         self.actor_episodes[actor_id] = self.actor_episodes.get(actor_id, 0) + 1
-        h = msg.header
-        self._log({f"actor/{actor_id}/episode_return": float(h.get("return", np.sum(episode["rewards"]))),
-                   f"actor/{actor_id}/success": float(h.get("success", False)),
-                   f"actor/{actor_id}/intervention_rate": float(np.mean(episode["intervened"])),
-                   "train/episode_return": float(np.sum(episode["rewards"]))})
+        episode_return = float(np.sum(episode.reward))
+        self._log({f"actor/{actor_id}/episode_return": episode_return,
+                   f"actor/{actor_id}/success": float(bool(episode.success)),
+                   f"actor/{actor_id}/intervention_rate": float(np.mean(episode.intervened)),
+                   "train/episode_return": episode_return})
 
     def _allowed_updates(self) -> int:
         if len(self.online) < self.cfg.learning_starts:

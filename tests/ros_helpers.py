@@ -123,7 +123,7 @@ class ObsPickPolicy:
 
 
 def _run_bridge(profile: dict, domain_id: int) -> None:
-    from hardware.robots.bridge import main
+    from hardware.robots.bridges import main
     from hardware.robots.profile import profile_from_dict
 
     main(profile_from_dict(profile), domain_id=domain_id)

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from hardware.teleop import OperatorEvent
-from robot_rl.console import MAX_BODY_BYTES, OperatorConsole
+from robot_rl.console import OperatorConsole
+from robot_rl.console_http import MAX_BODY_BYTES
 
 E = OperatorEvent
 CHROMIUM = "/usr/bin/chromium"

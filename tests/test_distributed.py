@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_rl.distributed import Learner, config_hash, pack_episode, unpack_episode
+from robot_rl.distributed import Learner, config_hash
+from robot_rl.episodes import Episode
 from robot_rl.replay import ObsSpec
 from robot_rl.train import TrainConfig
 
@@ -81,19 +82,29 @@ def _finish(proc: subprocess.Popen, timeout=120) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_episode_packing_round_trip_and_shape_errors():
+def _episode(spec: ObsSpec, steps: int, action_dim: int, shapes: dict | None = None) -> Episode:
+    shapes = {**spec.shapes, **(shapes or {})}
+    return Episode(task="PickCube-v0", observations={k: np.zeros((steps + 1, *s), spec.dtypes[k]) for k, s in shapes.items()},
+                   action=np.zeros((steps, action_dim), np.float32), reward=np.zeros(steps, np.float32),
+                   terminated=np.zeros(steps, bool), truncated=np.arange(steps) == steps - 1,
+                   intervened=np.arange(steps) == 1, gripper_toggled=np.zeros(steps, bool),
+                   timestamp=np.arange(steps + 1, dtype=np.float64), reward_source=np.zeros(steps, np.uint8))
+
+
+def test_an_episode_goes_over_the_wire_as_its_file_arrays_and_is_checked_as_a_file_is():
+    from robot_rl.episodes import episode_from_arrays
+
     spec = ObsSpec({"proprio": (3,), "images/front": (4, 4, 3)}, {"proprio": "float32", "images/front": "uint8"})
-    obs = [{"proprio": np.full(3, t, np.float32), "images/front": np.full((4, 4, 3), t, np.uint8)} for t in range(4)]
-    arrays = pack_episode(obs, np.ones((3, 2)), [0.0, 0.0, 1.0], True, False, [False, True, False],
-                          [False, False, True])
-    assert arrays["obs/images/front"].dtype == np.uint8 and arrays["obs/images/front"].shape == (4, 4, 4, 3)
-    episode = unpack_episode(arrays, spec)
-    assert episode["terminated"] and not episode["truncated"]
-    assert [o["proprio"][0] for o in episode["observations"]] == [0, 1, 2, 3]
-    assert list(episode["intervened"]) == [False, True, False]
-    arrays["obs/proprio"] = arrays["obs/proprio"][:3]
-    with pytest.raises(ValueError, match="proprio"):
-        unpack_episode(arrays, spec)
+    episode = _episode(spec, 3, 2)
+    episode.observations["proprio"][:, 0] = np.arange(4)
+    arrays = episode.to_arrays()
+    assert arrays["images/front"].dtype == np.uint8 and arrays["images/front"].shape == (4, 4, 4, 3)
+    back = episode_from_arrays(arrays, "from actor a")
+    assert back.truncated[-1] and not back.terminated.any() and list(back.intervened) == [False, True, False]
+    assert [back.frame(t)["proprio"][0] for t in range(4)] == [0, 1, 2, 3]
+    arrays["proprio"] = arrays["proprio"][:3]
+    with pytest.raises(ValueError, match="episode from actor a"):
+        episode_from_arrays(arrays, "from actor a")
 
 
 def test_config_hash_covers_what_actors_must_share(tmp_path):
@@ -304,10 +315,9 @@ def test_an_episode_of_the_wrong_shape_is_dropped_with_a_logged_reason(tmp_path,
     ports = _free_ports()
     cfg = _cfg(tmp_path / "run", total_env_steps=10**6)
     learner = Learner(cfg, f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}")
-    good = {f"obs/{k}": np.zeros((3, *shape), learner.obs_spec.dtypes[k]) for k, shape in learner.obs_spec.shapes.items()}
-    good.update(pack_episode([{}] * 3, np.zeros((2, learner.action_dim)), [0.0, 0.0], False, True, [False] * 2,
-                             [False] * 2))
-    bad = {**good, "obs/proprio": np.zeros((3, 5), np.float32)}  # an actor with other observation shapes
+    good = _episode(learner.obs_spec, 2, learner.action_dim).to_arrays()
+    # an actor with other observation shapes
+    bad = _episode(learner.obs_spec, 2, learner.action_dim, {"proprio": (5,)}).to_arrays()
     try:
         with ActorEndpoint("odd", f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}", config_hash(cfg),
                            None) as actor:

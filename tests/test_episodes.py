@@ -14,13 +14,14 @@ from PIL import Image
 
 import robot_rl.episodes as episodes_mod
 from robot_rl import dataset_cli
-from robot_rl.datasets import export_lerobot, inspect_episode, list_episodes, merge, render, split
+from robot_rl.datasets import inspect_episode, list_episodes, merge, render, split
+from robot_rl.episode_replay import load_replay_buffer
+from robot_rl.lerobot_export import export_lerobot
+from robot_rl.recording import EpisodeRecorder
 from robot_rl.episodes import (
     Episode,
-    EpisodeRecorder,
     episode_files,
     load_episode,
-    load_replay_buffer,
     save_episode,
 )
 

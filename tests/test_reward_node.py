@@ -10,10 +10,11 @@ from std_msgs.msg import Bool, Float32, String
 
 from hardware.ros import qos, topics
 from robot_rl.rewards import Label
+from robot_rl.rewards.base import Labeler
 from tests.ros_helpers import CameraProcess, Probe, fresh_domain_id
 
 
-class SlowBrightness:
+class SlowBrightness(Labeler):
     """Reward = mean brightness of the frames; slow on purpose (0.2 s), and fails every third call."""
 
     name = "slow_brightness"

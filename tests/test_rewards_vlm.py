@@ -247,7 +247,7 @@ def test_gvl_progress_is_asked_shuffled_returned_in_time_order_with_its_value_or
 
 # -- relabelling stored episodes -------------------------------------------------------------------
 def _record_episodes(directory, levels_per_episode):
-    from robot_rl.episodes import EpisodeRecorder
+    from robot_rl.recording import EpisodeRecorder
 
     recorder = EpisodeRecorder(directory, task="PickCube-v0", action_dim=1)
     for levels in levels_per_episode:

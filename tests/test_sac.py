@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from robot_rl.agents.sac import SACAgent, SACConfig
-from robot_rl.networks import EnsembleMLP, random_color, random_shift
+from robot_rl.augment import random_color, random_shift
+from robot_rl.networks import EnsembleMLP
 from robot_rl.replay import Batch, ObsSpec
 
 torch.set_num_threads(1)

@@ -12,7 +12,7 @@ Out (our namespace): ee_pose, ee_twist, ee_wrench, joint_states, gripper_width, 
 - FrankaBridge (here; franka_ros2 + a controller that tracks an equilibrium pose): sends the filtered
   target as geometry_msgs/PoseStamped on `topics.target_pose_out`.
 - URBridge (ur_bridge.py; the UR driver + MoveIt Servo twists) and FrankyBridge (franky_bridge.py;
-  libfranka directly, no ROS controller): one module per kind, `bridge_class` picks it.
+  libfranka directly, no ROS controller): one module per kind, named in bridges.py.
 Gripper: the opening (0..1) goes to `topics.gripper_command_out` as std_msgs/Float64 (`robot-rl gripper`
 turns it into a GripperCommand action); the width comes from `gripper_joint_states_in` (sum of finger
 joints) or `gripper_width_in`.
@@ -38,7 +38,7 @@ from hardware.robots.profile import RobotProfile
 from hardware.ros import messages as M
 from hardware.ros import qos, topics
 from hardware.ros.guard import CommandChecks, CommandGuard
-from hardware.ros.runtime import BackgroundNode, run_node
+from hardware.ros.runtime import BackgroundNode
 
 HOME_TOLERANCE_M = 0.01
 HOME_TIMEOUT_S = 30.0
@@ -345,34 +345,3 @@ class FrankaBridge(RobotBridge):
     def command_controller(self, position, rotation, holding: bool, stamp: float) -> None:
         # The impedance controller tracks the equilibrium pose; a hold is the held pose itself.
         self.pub_equilibrium.publish(M.to_pose(position, rotation, stamp, self.profile.controller_frame))
-
-
-def bridge_class(kind: str) -> type[RobotBridge]:
-    """The bridge for a profile's `bridge` kind (one module per kind; franky's is imported only when used)."""
-    if kind == "franky":
-        from hardware.robots.franky_bridge import FrankyBridge
-
-        return FrankyBridge
-    if kind == "ur":
-        from hardware.robots.ur_bridge import URBridge
-
-        return URBridge
-    bridges = {"franka": FrankaBridge}
-    if kind not in bridges:
-        raise ValueError(f"bridge {kind!r}: `robot-rl bridge` runs franka, franky or ur "
-                         "(a 'sim' profile runs `robot-rl sim-robot`)")
-    return bridges[kind]
-
-
-def _hold_where_it_is(node: RobotBridge) -> None:
-    if node.measured is not None and node.filter.started:  # the last word to the controller: hold where the arm is
-        node.command_controller(*node.measured, True, node.ros_time())
-
-
-def main(profile: RobotProfile, *, domain_id: int | None = None, argv: list[str] | None = None) -> None:
-    try:
-        cls = bridge_class(profile.bridge)
-    except ValueError as err:
-        raise ValueError(f"robot profile {profile.name!r}: {err}") from None
-    run_node(lambda context: cls(profile, context=context), argv=argv, domain_id=domain_id,
-             before_destroy=_hold_where_it_is)

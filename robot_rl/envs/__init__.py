@@ -107,8 +107,8 @@ def with_labeler(env, cfg: TrainConfig):
     from robot_rl.rewards.wrapper import LabelerReward
 
     labeler = make_labeler(cfg.reward)
-    size = getattr(labeler, "image_size", None) or getattr(getattr(labeler, "model", None), "image_size", None)
-    if size is not None and size != cfg.image_size:
-        raise ValueError(f"reward.model {cfg.reward.model} takes {size}px frames: set image_size={size}")
+    if labeler.image_size is not None and labeler.image_size != cfg.image_size:
+        raise ValueError(f"reward.model {cfg.reward.model} takes {labeler.image_size}px frames: set "
+                         f"image_size={labeler.image_size}")
     return LabelerReward(env, labeler, instruction_for(cfg.reward.prompt or cfg.env.id),
                          cameras=cfg.reward.cameras or None, review_every=cfg.reward.review_every)

@@ -4,7 +4,6 @@ thread so it never blocks a control loop) and offline (relabelling stored episod
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 
@@ -16,12 +15,36 @@ class Label:
     confidence: float | None = None  # the labeler's probability of `success`, where it has one
 
 
-class Labeler(Protocol):
-    name: str  # recorded as the reward source ("classifier", "vlm:<model>", ...)
+class Labeler:
+    """Base of every labeler. Subclasses set `name` and implement `label`; the attributes below say what
+    the labeler reads, so callers never have to probe for them."""
+
+    name: str = "labeler"  # recorded as the reward source ("classifier", "vlm:<model>", ...)
+    cameras: tuple[str, ...] = ()  # the cameras it reads; (): any the caller gives (e.g. ("front",))
+    image_size: int | None = None  # the square frame side it takes; None: any
+    threshold: float | None = None  # the score at or above which it calls success, where it has one
+
+    def reset(self) -> None:
+        """A new episode begins (hysteresis and other per-episode state)."""
 
     def label(self, images: dict[str, np.ndarray], task: str) -> Label | None:
         """`images`: {camera: uint8 HxWx3 RGB}, all from one instant. None: no label (logged, never raised)."""
-        ...
+        raise NotImplementedError
+
+    def provenance(self, task: str = "") -> dict:
+        """What produced a label, recorded with relabelled episodes: name, threshold, and its settings."""
+        return {"labeler": self.name, "threshold": self.threshold, "cameras": list(self.cameras)}
+
+
+class EpisodeLabeler(Labeler):
+    """A labeler that judges a whole episode at once (progress estimators, offline relabelling only)."""
+
+    def label_episode(self, images: dict[str, np.ndarray], task: str) -> list[Label | None]:
+        """`images`: {camera: uint8 (T+1, H, W, 3)}; one label per step (for the frame after it)."""
+        raise NotImplementedError
+
+    def label(self, images: dict[str, np.ndarray], task: str) -> Label | None:
+        raise ValueError(f"{self.name} labels whole episodes (label_episode), not single frames")
 
 
 class Hysteresis:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.networks import ConvEncoder
-from robot_rl.rewards.base import Hysteresis, Label
+from robot_rl.rewards.base import Hysteresis, Label, Labeler
 from robot_rl.rewards.checkpoints import load_model, save_model
 from robot_rl.rewards.frames import FrameDataset
 
@@ -166,7 +166,7 @@ def save_classifier(path: str | Path, model: SuccessClassifier, report: dict) ->
                              "report": report})
 
 
-class ClassifierLabeler:
+class ClassifierLabeler(Labeler):
     """A trained success classifier as a Labeler: success once the probability has stayed at or above
     the threshold for `hysteresis` consecutive frames (one noisy frame must not end an episode), and
     optionally only while `state_guard(observation)` holds. Reward 1 on success, else 0."""
@@ -175,6 +175,7 @@ class ClassifierLabeler:
 
     def __init__(self, model: SuccessClassifier, threshold: float, hysteresis: int = 1, state_guard=None):
         self.model, self.threshold, self.state_guard = model, threshold, state_guard
+        self.cameras, self.image_size = tuple(model.cameras), model.image_size
         self.hysteresis = Hysteresis(hysteresis)
 
     def reset(self) -> None:

@@ -63,8 +63,7 @@ def evaluate_labeler(labeler, frames, task: str) -> dict:
     no_labels = 0
     started = time.perf_counter()
     for episode in np.unique(frames.episode):
-        if hasattr(labeler, "reset"):
-            labeler.reset()
+        labeler.reset()
         for i in np.flatnonzero(frames.episode == episode):
             label = labeler.label({c: frames.images[c][i] for c in frames.cameras}, task)
             if label is None:
@@ -83,14 +82,13 @@ def _evaluate(args) -> int:
     from robot_rl.rewards.frames import record_sim_frames
 
     labeler = _labeler(args)
-    size = args.image_size or getattr(labeler, "image_size", None) or getattr(getattr(labeler, "model", None),
-                                                                              "image_size", None) or 64
-    cameras = tuple(getattr(labeler, "cameras", None) or labeler.model.cameras)
+    size = args.image_size or labeler.image_size or 64
+    cameras = labeler.cameras or ("front",)
     data = record_sim_frames(args.task, args.episodes, size, cameras, args.seed)
     if data.labels.all() or not data.labels.any():
         raise ValueError("the evaluation episodes gave only one class of frames: use more --episodes")
     result = evaluate_labeler(labeler, data, instruction_for(args.prompt or args.task))
-    print(json.dumps({"task": args.task, "model": args.model, "threshold": getattr(labeler, "threshold", None),
+    print(json.dumps({"task": args.task, "model": args.model, "threshold": labeler.threshold,
                       **result}))
     return 0
 
@@ -154,7 +152,7 @@ def _serve(args) -> int:
     from robot_rl.ros.reward_node import RewardNode
 
     labeler = _labeler(args)
-    cameras = tuple(args.cameras or getattr(labeler, "cameras", None) or labeler.model.cameras)
+    cameras = tuple(args.cameras or labeler.cameras or ("front",))
     task = instruction_for(args.prompt or args.task)
     run_node(lambda context: RewardNode(labeler, task, cameras, namespace=args.namespace, context=context),
              domain_id=args.domain_id, duration_s=args.duration)

@@ -23,7 +23,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from robot_rl.rewards.base import Hysteresis, Label, instruction_for
+from robot_rl.rewards.base import Hysteresis, Label, Labeler, instruction_for
 from robot_rl.rewards.hf import load_pretrained
 
 
@@ -101,7 +101,7 @@ class HFClipEncoder:
         return _unit(_features(self.model.get_text_features(**tokens)).float().numpy())
 
 
-class ClipReward:
+class ClipReward(Labeler):
     """The VLM-RM reward as a Labeler. The goal prompt is the task sentence given to `label` (or
     `goal`, fixed); the reward of several cameras is their mean. Success: reward >= `threshold` for
     `hysteresis` consecutive frames (never, without a threshold)."""

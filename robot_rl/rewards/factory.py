@@ -1,5 +1,5 @@
-"""One config and one constructor for every labeler, so training, relabelling, evaluation and the ROS 2
-reward node all accept the same model spec:
+"""One config, one spec grammar and one registry for every labeler, so training, relabelling, evaluation
+and the ROS 2 reward node all accept the same model spec:
 
     PATH.pt                      a success classifier or preference reward model (format read from the file)
     clip:ID_OR_DIR               VLM-RM zero-shot reward from a CLIP/SigLIP checkpoint
@@ -9,6 +9,7 @@ reward node all accept the same model spec:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from robot_rl.rewards.base import Labeler
@@ -37,46 +38,73 @@ class RewardModelConfig:
             raise ValueError(f"reward.review_every must be an integer >= 0 (0 turns it off), got {self.review_every!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"reward.alpha must be in [0, 1], got {self.alpha}")
-        if self.model is not None and not (self.model.endswith(".pt") or self.model.startswith(("clip:", "vlm:"))):
-            raise ValueError(f"reward.model {self.model!r} must be PATH.pt (classifier or preference model), "
-                             f"clip:MODEL or vlm:MODEL (a directory, hub id or http://HOST/v1#NAME)")
+        if self.model is not None:
+            parse_spec(self.model)
 
 
-def make_labeler(cfg: RewardModelConfig) -> Labeler:
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`reward.model` -> (scheme, source): ("file", PATH) for a trained model file, else the registered
+    scheme before the first colon and what follows it."""
+    scheme, colon, source = spec.partition(":")
+    if colon and scheme in SCHEMES:
+        return scheme, source
+    if spec.endswith(".pt"):
+        return "file", spec
+    raise ValueError(f"reward.model {spec!r} must be PATH.pt (classifier or preference model) or "
+                     f"SCHEME:SOURCE with a registered scheme ({', '.join(sorted(SCHEMES))}; clip/vlm take a "
+                     f"directory, hub id, or for vlm http://HOST/v1#NAME)")
+
+
+def _from_file(path: str, cfg: RewardModelConfig) -> Labeler:
+    from robot_rl.rewards.checkpoints import read_payload
+
+    # Read once, then dispatch on the format (a model file can be tens of MB).
+    try:
+        payload = read_payload(path, "reward model", "robot-rl rewards train-classifier` or "
+                                                     "`robot-rl rewards train-preference")
+    except ValueError as err:
+        raise ValueError(f"reward.model: {err}") from err
+    fmt = str(payload.get("format", ""))
+    if fmt.startswith("robot_rl.success_classifier"):
+        from robot_rl.rewards.classifier import load_classifier
+
+        return load_classifier(path, hysteresis=cfg.hysteresis, threshold=cfg.threshold, payload=payload)
+    if fmt.startswith("robot_rl.preference_reward"):
+        from robot_rl.rewards.preference import load_preference_reward
+
+        return load_preference_reward(path, threshold=cfg.threshold, payload=payload)
+    raise ValueError(f"reward.model: {path} is neither a success classifier nor a preference reward model")
+
+
+def _clip(source: str, cfg: RewardModelConfig) -> Labeler:
+    from robot_rl.rewards.clip import ClipReward, HFClipEncoder
+
+    return ClipReward(HFClipEncoder(source), baseline=cfg.baseline, alpha=cfg.alpha, cameras=cfg.cameras or ("front",),
+                      goal=cfg.prompt, threshold=cfg.threshold, hysteresis=cfg.hysteresis)
+
+
+def _vlm(source: str, cfg: RewardModelConfig) -> Labeler:
     import os
 
-    spec = cfg.model
-    if spec is None:
-        raise ValueError("reward.model is not set")
-    if spec.endswith(".pt") and not spec.startswith(("clip:", "vlm:")):
-        from robot_rl.rewards.checkpoints import read_payload
-
-        # Read once, then dispatch on the format (a model file can be tens of MB).
-        try:
-            payload = read_payload(spec, "reward model", "robot-rl rewards train-classifier` or "
-                                                         "`robot-rl rewards train-preference")
-        except ValueError as err:
-            raise ValueError(f"reward.model: {err}") from err
-        fmt = str(payload.get("format", ""))
-        if fmt.startswith("robot_rl.success_classifier"):
-            from robot_rl.rewards.classifier import load_classifier
-
-            return load_classifier(spec, hysteresis=cfg.hysteresis, threshold=cfg.threshold, payload=payload)
-        if fmt.startswith("robot_rl.preference_reward"):
-            from robot_rl.rewards.preference import load_preference_reward
-
-            return load_preference_reward(spec, threshold=cfg.threshold, payload=payload)
-        raise ValueError(f"reward.model: {spec} is neither a success classifier nor a preference reward model")
-    kind, _, source = spec.partition(":")
-    cameras = cfg.cameras or ("front",)
-    if kind == "clip":
-        from robot_rl.rewards.clip import ClipReward, HFClipEncoder
-
-        return ClipReward(HFClipEncoder(source), baseline=cfg.baseline, alpha=cfg.alpha, cameras=cameras,
-                          goal=cfg.prompt, threshold=cfg.threshold, hysteresis=cfg.hysteresis)
     from robot_rl.rewards.vlm import QueryCache, VLMQueries, VLMSuccess, make_backend
 
     backend = make_backend(source, api_key=os.environ.get(cfg.api_key_env))
     queries = VLMQueries(backend, QueryCache(cfg.cache))
-    return VLMSuccess(queries, cameras=cameras, threshold=cfg.threshold if cfg.threshold is not None else 0.5,
-                      hysteresis=cfg.hysteresis)
+    return VLMSuccess(queries, cameras=cfg.cameras or ("front",),
+                      threshold=cfg.threshold if cfg.threshold is not None else 0.5, hysteresis=cfg.hysteresis)
+
+
+# scheme -> builder(source, config); "file" is a trained model file whose format picks the labeler.
+SCHEMES: dict[str, Callable[[str, RewardModelConfig], Labeler]] = {"file": _from_file, "clip": _clip, "vlm": _vlm}
+
+
+def register_labeler(scheme: str, builder: Callable[[str, RewardModelConfig], Labeler]) -> None:
+    """A new model-spec scheme: `reward.model=SCHEME:SOURCE` then builds `builder(SOURCE, config)`."""
+    SCHEMES[scheme] = builder
+
+
+def make_labeler(cfg: RewardModelConfig) -> Labeler:
+    if cfg.model is None:
+        raise ValueError("reward.model is not set")
+    scheme, source = parse_spec(cfg.model)
+    return SCHEMES[scheme](source, cfg)

@@ -25,7 +25,7 @@ from torch import nn
 
 from robot_rl.files import atomic_write
 from robot_rl.networks import ConvEncoder
-from robot_rl.rewards.base import Label
+from robot_rl.rewards.base import Label, Labeler
 from robot_rl.rewards.checkpoints import load_model, save_model
 from robot_rl.rewards.frames import FrameDataset
 
@@ -180,7 +180,7 @@ def train_preference_reward(frames: FrameDataset, prefs: Preferences, cfg: Prefe
     return model, report
 
 
-class PreferenceReward:
+class PreferenceReward(Labeler):
     """A trained preference reward model as a Labeler: dense reward, success only above `threshold`."""
 
     def __init__(self, model: RewardEnsemble, threshold: float | None = None):

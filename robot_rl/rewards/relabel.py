@@ -24,29 +24,28 @@ import numpy as np
 
 from robot_rl.episodes import IMAGE_PREFIX, episode_files, load_episode, now_iso, save_episode
 from robot_rl.files import atomic_write
+from robot_rl.rewards.base import EpisodeLabeler, Labeler
 
 log = logging.getLogger(__name__)
 
 
-def provenance(labeler, task: str) -> dict:
-    record = labeler.provenance(task) if hasattr(labeler, "provenance") else {"labeler": getattr(labeler, "name", "?")}
-    if "threshold" not in record:
-        record["threshold"] = getattr(labeler, "threshold", None)
+def provenance(labeler: Labeler, task: str) -> dict:
+    record = labeler.provenance(task)
+    record.setdefault("threshold", labeler.threshold)
     record["prompt_sha256"] = hashlib.sha256(task.encode()).hexdigest()[:16]
     record["task"] = task
     return record
 
 
-def _step_labels(labeler, episode, task: str):
+def _step_labels(labeler: Labeler, episode, task: str):
     """Per step: (reward, success) or None, from the observation after the step."""
-    cameras = getattr(labeler, "cameras", None) or episode.cameras
+    cameras = labeler.cameras or episode.cameras
     missing = [c for c in cameras if f"{IMAGE_PREFIX}{c}" not in episode.observations]
     if missing:
         raise ValueError(f"the labeler reads cameras {list(cameras)}; the episodes hold {episode.cameras}")
-    if hasattr(labeler, "label_episode"):  # whole-episode labelers (progress)
+    if isinstance(labeler, EpisodeLabeler):  # whole-episode labelers (progress)
         return labeler.label_episode({c: episode.observations[f"{IMAGE_PREFIX}{c}"] for c in cameras}, task)
-    if hasattr(labeler, "reset"):
-        labeler.reset()
+    labeler.reset()
     labels = []
     for t in range(1, episode.length + 1):
         try:
@@ -98,7 +97,7 @@ def relabel_directory(source: str | Path, out: str | Path, labeler, task: str, l
         extra = dict(episode.extra)
         extra["relabel"] = {**record, "created": now_iso(), "source_file": path.name, "no_labels": no_labels,
                             "labeler_success": success}
-        if hasattr(labeler, "label_episode"):
+        if isinstance(labeler, EpisodeLabeler):
             extra["relabel"]["value_order_correlation"] = labeler.last_voc
         relabelled = replace(episode, reward=reward.astype(np.float32), reward_source=reward_source,
                              reward_sources=sources, extra=extra)

@@ -33,7 +33,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from robot_rl.rewards.base import Hysteresis, Label
+from robot_rl.rewards.base import EpisodeLabeler, Hysteresis, Label, Labeler
 from robot_rl.rewards.hf import load_pretrained
 
 log = logging.getLogger(__name__)
@@ -332,7 +332,7 @@ def value_order_correlation(values: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-class VLMSuccess:
+class VLMSuccess(Labeler):
     """A Labeler: P(yes) to "has the task been completed?" for one camera's image (or several, asked
     together); success once P(yes) >= threshold for `hysteresis` frames; reward 1 on success."""
 
@@ -372,7 +372,7 @@ class VLMSuccess:
 
 
 
-class VLMProgress:
+class VLMProgress(EpisodeLabeler):
     """GVL as an episode labeler (offline relabelling): up to `max_frames` frames of the episode, the first
     as the 0% reference, get a progress estimate; every step's reward is its progress, interpolated in
     time; success where progress >= `threshold`. `last_voc` is the episode's value-order correlation."""

@@ -21,17 +21,20 @@ import cv2
 import gymnasium as gym
 import numpy as np
 
+from robot_rl.rewards.base import Labeler
+
 log = logging.getLogger(__name__)
 
 
 class LabelerReward(gym.Wrapper):
-    def __init__(self, env: gym.Env, labeler, task: str, cameras: tuple[str, ...] | None = None,
+    def __init__(self, env: gym.Env, labeler: Labeler, task: str, cameras: tuple[str, ...] | None = None,
                  image_size: int | None = None, review_every: int = 0, review_capacity: int = 20_000):
         super().__init__(env)
+        if not isinstance(labeler, Labeler):
+            raise TypeError(f"{type(labeler).__name__} is not a robot_rl.rewards.base.Labeler")
         self.labeler, self.task = labeler, task
-        model = getattr(labeler, "model", None)
-        self.cameras = tuple(cameras or getattr(labeler, "cameras", None) or getattr(model, "cameras", ()))
-        self.image_size = image_size or getattr(labeler, "image_size", None) or getattr(model, "image_size", None)
+        self.cameras = tuple(cameras or labeler.cameras)
+        self.image_size = image_size or labeler.image_size
         self.no_labels = 0
         if review_every < 0 or review_capacity < 1:
             raise ValueError("review_every must be >= 0 (0: keep no frames) and review_capacity >= 1")
@@ -45,8 +48,7 @@ class LabelerReward(gym.Wrapper):
         return self.env.unwrapped.steps
 
     def reset(self, **kwargs):
-        if hasattr(self.labeler, "reset"):
-            self.labeler.reset()
+        self.labeler.reset()
         self._episode += 1
         return self.env.reset(**kwargs)
 
@@ -72,10 +74,10 @@ class LabelerReward(gym.Wrapper):
         except ValueError:
             raise  # a configuration error: say it now, not once per step
         except Exception as err:  # noqa: BLE001 - a failing model must not end training
-            log.warning("labeler %s failed: %s", getattr(self.labeler, "name", "?"), err)
+            log.warning("labeler %s failed: %s", self.labeler.name, err)
             label = None
         info = {**info, "true_success": info.get("success", False),
-                "reward_source": getattr(self.labeler, "name", "labeler")}
+                "reward_source": self.labeler.name}
         self._keep_for_review(images, label, info)
         if label is None:
             self.no_labels += 1

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from hardware.teleop import OperatorEvent, TeleopConfig, make_device
-from robot_rl.episodes import EpisodeRecorder
+from robot_rl.recording import EpisodeRecorder
+from robot_rl.rollout import episode_steps
 
 
 def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int | None = None,
@@ -25,10 +26,13 @@ def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int |
     recorder = EpisodeRecorder(episodes_dir, task=task, actor_id="teleop", robot_profile=robot_profile,
                                default_reward_source="human")
     saved: list[Path] = []
-    while episodes is None or len(saved) < episodes:
-        obs, _ = env.reset()
-        recorder.start(obs)
-        label, paused = None, False
+    events: set = set()
+    paused = False
+    sent = np.zeros(0, np.float32)
+
+    def behaviour(obs) -> tuple[np.ndarray, bool]:
+        """The device drives every step; PAUSE sends nothing until pressed again."""
+        nonlocal events, paused, sent
         while True:
             command = device.poll()
             events = set(command.events)
@@ -36,23 +40,30 @@ def run_teleop(env, device, episodes_dir: str | Path, task: str, episodes: int |
                 env.unwrapped.estop()
             if OperatorEvent.PAUSE in events:
                 paused = not paused
-            if paused:
-                time.sleep(0.02)
-                continue
-            obs, reward, terminated, truncated, info = env.step(np.asarray(command.action, np.float32))
+            if not paused:
+                sent = np.asarray(command.action, np.float32)
+                return sent, True
+            time.sleep(0.02)
+
+    while episodes is None or len(saved) < episodes:
+        obs, _ = env.reset()
+        recorder.start(obs)
+        label, path = None, None
+        for step in episode_steps(env, behaviour, obs):
+            reward, info, truncated = step.reward, step.info, step.truncated
             if OperatorEvent.SUCCESS in events or OperatorEvent.FAILURE in events:
                 label = "success" if OperatorEvent.SUCCESS in events else "failure"
                 reward = max(reward, float(label == "success"))
                 info = {**info, "success": label == "success" or info.get("success", False)}
             if label is not None or OperatorEvent.RESET in events or OperatorEvent.ESTOP in events:
-                truncated = truncated or not terminated
+                truncated = truncated or not step.terminated
             info = {**info, "intervened": True}
-            path = recorder.step(command.action, reward, obs, terminated, truncated, info)
-            if terminated or truncated:
+            path = recorder.step(sent, reward, step.next_obs, step.terminated, truncated, info)
+            if step.terminated or truncated:
                 break
         if path is not None:
             saved.append(path)
-            log(f"episode {len(saved)}: {env.steps} steps, success={info.get('success', False)}, "
+            log(f"episode {len(saved)}: {step.index + 1} steps, success={info.get('success', False)}, "
                 f"label={label} -> {path}")
     return saved
 

@@ -1,7 +1,7 @@
 """Actor <-> learner transport over ZeroMQ: framing (wire), CurveZMQ (security), spool, channels."""
 
+from robot_rl.transport.actor_endpoint import ActorEndpoint
 from robot_rl.transport.channels import (
-    ActorEndpoint,
     ActorStatus,
     LearnerEndpoint,
     RefusedError,
