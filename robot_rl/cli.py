@@ -217,12 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     train = sub.add_parser(
-        "train", help="train a policy in simulation (default: pick-cube from state with 10 demos)",
-        description="Train SAC/RLPD in simulation. With no arguments it runs the embedded default: "
-                    "PickCube-v0 from state, 10 scripted-expert demos, UTD 4, 10,000 env steps, evaluated "
-                    "deterministically every 1,000 steps. Writes config.json, checkpoints, TensorBoard logs, "
-                    "eval.jsonl and learning_curve.png to the run directory.",
+        "train", help="train a policy in simulation or any gymnasium env (default: pick-cube from state)",
+        description="Train an agent (agent.name: sac (default, RLPD recipe), crossq, bc, iql, calql, distill) in "
+                    "a project task or any gymnasium env (env.id). With no arguments it runs the embedded "
+                    "default: PickCube-v0 from state, 10 scripted-expert demos, SAC at UTD 4, 10,000 env steps, "
+                    "evaluated deterministically every 1,000 steps. Writes config.json, checkpoints, TensorBoard "
+                    "logs, eval.jsonl and learning_curve.png to the run directory.",
         epilog="examples:\n  robot-rl train\n  robot-rl train --set env.id=PegInsertion-v0 num_demos=20\n"
+               "  robot-rl train --set agent.name=crossq\n"
+               "  robot-rl train --set env.id=InvertedPendulum-v5 num_demos=0\n"
+               "  robot-rl train --set env.id=my_pkg:MyEnv-v0 demo_policy=my_pkg:expert\n"
                "  robot-rl train --config my_run.yaml --set agent.utd=8\n"
                "  robot-rl train --out runs/my_run --resume",
         formatter_class=argparse.RawDescriptionHelpFormatter,

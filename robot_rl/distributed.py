@@ -35,6 +35,7 @@ from robot_rl.episodes import Episode, episode_from_arrays, save_episode
 from robot_rl.intervention import InterventionSegments, SimulatedHuman
 from robot_rl.replay import ObsSpec, ReplayBuffer, flatten_obs
 from robot_rl.rollout import episode_steps
+from robot_rl.run_dir import RunDir
 from robot_rl.train import TrainConfig, Trainer
 from robot_rl.transport import ActorEndpoint, LearnerEndpoint, Message, require_security
 
@@ -242,7 +243,11 @@ class Learner(Trainer):
                                         auto_commit=False)
         checkpoint = self.out / "checkpoint.pt"
         if resume and checkpoint.exists():
-            self.endpoint.load_state_dict(self._read_checkpoint(checkpoint).get("transport", {"actors": {}}))
+            try:
+                self.endpoint.load_state_dict(RunDir.read_checkpoint(checkpoint).get("transport", {"actors": {}}))
+            except BaseException:  # no open sockets left behind (a zmq context with them never terminates)
+                self.close()
+                raise
         self.update_calls = 0
         self.actor_episodes: dict[str, int] = {}
         self._started = False
@@ -361,5 +366,4 @@ class Learner(Trainer):
 
     def close(self) -> None:
         self.endpoint.close()
-        self.env.close()
-        self.eval_env.close()
+        super().close()

@@ -113,9 +113,10 @@ def test_the_classifier_reward_ends_episodes_where_the_sim_says_success(trained)
 
 def test_a_failing_labeler_is_no_label_not_a_crash():
     import sim
+    from robot_rl.rewards.base import Labeler
     from robot_rl.rewards.wrapper import LabelerReward
 
-    class Flaky:
+    class Flaky(Labeler):
         name, calls = "flaky", 0
 
         def label(self, images, task):

@@ -72,6 +72,13 @@ class Agent:
         raise NotImplementedError
 
     def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
+        """By default one `update_batch` per batch (agents whose whole update is one loss step)."""
+        metrics: dict[str, float] = {}
+        for batch in batches:
+            metrics = self.update_batch(batch)
+        return metrics
+
+    def update_batch(self, batch: Batch) -> dict[str, float]:
         raise NotImplementedError
 
     def state_dict(self) -> dict:

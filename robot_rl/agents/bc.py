@@ -51,16 +51,10 @@ class BCAgent(Agent):
         batch = {k: torch.as_tensor(np.asarray(v)[None], device=self.device) for k, v in obs.items()}
         return self.actor.deterministic(self.encoder(batch))[0].cpu().numpy()
 
-    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for batch in batches:
-            metrics = self._update(batch)
-        return metrics
-
     def policy_modules(self) -> dict[str, torch.nn.Module]:
         return {"encoder": self.encoder, "actor": self.actor}
 
-    def _update(self, batch: Batch) -> dict[str, float]:
+    def update_batch(self, batch: Batch) -> dict[str, float]:
         obs = {k: torch.as_tensor(v, device=self.device) for k, v in batch.obs.items()}
         target = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)
         prediction = self.actor.deterministic(self.encoder(obs, self.config.augment_pad))

@@ -85,16 +85,10 @@ class CalQLAgent(Agent):
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
         return self.sac.act(obs, deterministic)
 
-    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for batch in batches:
-            metrics = self._update(batch)
-        return metrics
-
     def policy_modules(self) -> dict[str, torch.nn.Module]:
         return self.sac.policy_modules()
 
-    def _update(self, batch: Batch) -> dict[str, float]:
+    def update_batch(self, batch: Batch) -> dict[str, float]:
         sac, cfg = self.sac, self.config
         if cfg.calibrated and batch.mc_return is None:
             raise ValueError("Cal-QL needs Batch.mc_return: sample with returns_to_go=buffer.returns_to_go(gamma)")

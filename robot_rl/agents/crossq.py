@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robot_rl.agents.base import Agent, AgentConfig
+from robot_rl.agents.sac import actor_and_temperature_step
 from robot_rl.networks import ObservationEncoder, TanhGaussianActor
 from robot_rl.replay import Batch, ObsSpec
 
@@ -173,16 +174,7 @@ class CrossQAgent(Agent):
         q = self._q(features, action).mean(dim=0)
         self.critics.requires_grad_(True)
         self.critics.train()
-        actor_loss = (self.temperature * log_prob - q).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-        entropy = -log_prob.detach().mean()
-        temperature_loss = self.log_temperature.exp() * (entropy - self.target_entropy)
-        self.temperature_optimizer.zero_grad(set_to_none=True)
-        temperature_loss.backward()
-        self.temperature_optimizer.step()
-        return {"actor_loss": actor_loss.item(), "entropy": entropy.item(), "temperature": self.temperature.item()}
+        return actor_and_temperature_step(self, (self.temperature * log_prob - q).mean(), log_prob)
 
     def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
         """A critic update per batch; the actor and temperature after every `policy_delay`-th."""

@@ -70,16 +70,10 @@ class IQLAgent(Agent):
     def act(self, obs: dict[str, np.ndarray], deterministic: bool = True) -> np.ndarray:
         return self.sac.act(obs, deterministic)
 
-    def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        for batch in batches:
-            metrics = self._update(batch)
-        return metrics
-
     def policy_modules(self) -> dict[str, torch.nn.Module]:
         return self.sac.policy_modules()
 
-    def _update(self, batch: Batch) -> dict[str, float]:
+    def update_batch(self, batch: Batch) -> dict[str, float]:
         sac, cfg = self.sac, self.config
         obs, next_obs = sac.as_tensors(batch.obs), sac.as_tensors(batch.next_obs)
         action = torch.as_tensor(batch.action, device=self.device).clamp(-1.0, 1.0)

@@ -117,6 +117,21 @@ def soft_update(net: torch.nn.Module, target: torch.nn.Module, tau: float) -> No
         p_target.lerp_(p, tau)
 
 
+def actor_and_temperature_step(agent, actor_loss: torch.Tensor, log_prob: torch.Tensor) -> dict[str, float]:
+    """SAC's actor step on `actor_loss`, then the temperature step towards the target entropy (shared by
+    every agent with SAC's actor: its `actor_optimizer`, `log_temperature`, `temperature_optimizer`)."""
+    agent.actor_optimizer.zero_grad(set_to_none=True)
+    actor_loss.backward()
+    agent.actor_optimizer.step()
+    entropy = -log_prob.detach().mean()
+    temperature_loss = agent.log_temperature.exp() * (entropy - agent.target_entropy)
+    agent.temperature_optimizer.zero_grad(set_to_none=True)
+    temperature_loss.backward()
+    agent.temperature_optimizer.step()
+    return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
+            "temperature": agent.log_temperature.detach().exp().item()}
+
+
 class SACAgent(Agent):
     def __init__(self, obs_spec: ObsSpec, action_dim: int, config: SACConfig = SACConfig(),
                  device: str = "cpu"):
@@ -323,16 +338,7 @@ class SACAgent(Agent):
                 mean_action = self.actor.deterministic(features)
             drift = (mean_action.float() - anchor_action.float()).pow(2).sum(-1).mean()
             actor_loss = actor_loss + self.anchor_weight * drift
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.actor_optimizer.step()
-        entropy = -log_prob.detach().mean()
-        temperature_loss = self.log_temperature.exp() * (entropy - self.target_entropy)
-        self.temperature_optimizer.zero_grad(set_to_none=True)
-        temperature_loss.backward()
-        self.temperature_optimizer.step()
-        return {"actor_loss": actor_loss.item(), "entropy": entropy.item(),
-                "temperature": self.temperature.item()}
+        return actor_and_temperature_step(self, actor_loss, log_prob)
 
     def update(self, batches: list[Batch], actor: bool = True) -> dict[str, float]:
         """`len(batches)` critic updates (the UTD), then one actor/temperature update (unless
