@@ -134,8 +134,6 @@ class TrainConfig:
             bad("hybrid", "applies to agent.name 'sac' without the simulated human")
         if self.robot.enabled and self.human.enabled:
             bad("human", "(the simulated human) needs the in-process sim; it cannot drive robot.enabled runs")
-        if self.agent.name == "distill" and (self.robot.enabled or self.human.enabled):
-            bad("agent", "distill needs the in-process sim (no robot, no human)")
         if offline and self.num_demos == 0 and self.demo_path is None:
             bad("num_demos", f"must be > 0 (or demo_path given) for the offline agent {self.agent.name!r}")
         object.__setattr__(self, "cameras", tuple(self.cameras))

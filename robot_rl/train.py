@@ -235,7 +235,6 @@ class Trainer:
                 setattr(self, name, None)
         if getattr(self, "hybrid", None) is not None:
             self.hybrid.close()
-            self.hybrid = None
 
     def _run_offline(self) -> dict:
         """Gradient steps on the demos/dataset only (BC, IQL, Cal-QL), evaluated five times."""

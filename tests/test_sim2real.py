@@ -237,7 +237,7 @@ def test_the_benchmark_measures_the_shipped_recipe_configs(tmp_path):
     assert shorter["sim_dr"] == dr and shorter["distill"] == settings["distill"]
     # Peg takes pick's recipes with its own task and demos; quick mode shrinks budgets, not recipes.
     peg = bench.recipe_settings("peg", tmp_path, quick=True, domain=7)
-    assert peg["sim_dr"]["task"] == "PegInsertion-v0" and peg["sim_dr"]["num_demos"] == 20
+    assert peg["sim_dr"]["env"]["id"] == "PegInsertion-v0" and peg["sim_dr"]["num_demos"] == 20
     assert peg["finetune"]["num_demos"] == 0 and peg["finetune"]["total_env_steps"] == 300
     assert peg["finetune"]["agent"]["num_critics"] == finetune["agent"]["num_critics"]
     assert peg["finetune"]["critic_warmup_steps"] == 100 and peg["sim_dr"]["randomization"] == dr["randomization"]
@@ -437,8 +437,8 @@ def test_hybrid_training_runs_a_simulator_beside_a_standin_robot(tmp_path):
     with SimRobotProcess(domain, lockstep=True, cameras=[], standin="pick_cube"):
         trainer = Trainer(cfg)
         trainer.run()
-    assert trainer.env_steps == 80 and len(trainer.sim_buffer) >= 150
-    assert trainer._gap_metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer._gap_metrics
+    assert trainer.env_steps == 80 and len(trainer.hybrid.buffer) >= 150
+    assert trainer.hybrid.metrics["sim_weight_max"] >= 1.0 and "dynamics_gap_loss" in trainer.hybrid.metrics
     assert trainer.agent.sim_penalty_weight == 1.0
     with pytest.raises(ValueError, match="conservative_weight"):
         TrainConfig.from_dict({"hybrid": {"enabled": True, "conservative_weight": -1.0}})

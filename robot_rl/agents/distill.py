@@ -43,7 +43,7 @@ class DistillConfig(SACConfig):
         if not self.lr > 0:
             raise ValueError(f"DistillConfig.lr must be > 0, got {self.lr!r}")
         if self.teacher is None:
-            raise ValueError("DistillConfig.teacher must name a state run directory to distil (agent.teacher=...)")
+            raise ValueError("DistillConfig.teacher must name a state run directory (agent.name=distill needs agent.teacher=...)")
 
     def observes_privileged(self) -> bool:
         return True  # the teacher reads the simulator's state

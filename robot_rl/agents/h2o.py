@@ -141,4 +141,6 @@ class HybridSim:
         return Batch.concat(batch, sim)
 
     def close(self) -> None:
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
+            self.env = None
