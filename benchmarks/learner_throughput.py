@@ -8,6 +8,7 @@ Full SAC update = one critic update + one actor/temperature update, batch 256, 2
 - the batched ensemble with bf16 autocast (precision="bf16"), and that under torch.compile when it
   compiles here (compile time reported);
 - pixel batches (two 64x64 cameras, DrQ shift, shared conv encoder): full updates/s;
+- CrossQ's critic updates (its default networks) on the same state batches;
 - distillation steps (sim-to-real recipe e: a pixel student, two 48x48 cameras, regressing onto a
   teacher's actions), in fp32 and bf16.
 """
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from report import report
 
+from robot_rl.agents import agent_config, make_agent
 from robot_rl.agents.distill import distill_update, make_student_optimizer
 from robot_rl.agents.sac import SACAgent, SACConfig
 from robot_rl.networks import TanhGaussianActor, mlp
@@ -139,6 +141,11 @@ def main() -> None:
                 continue
             results[f"{prefix}_{name}_updates_per_s"] = rate
             results[f"{prefix}_{name.replace('batched', '').strip('_') or 'batched'}_speedup_vs_naive"] = rate / naive_rate
+
+    # CrossQ (robot_rl/agents/crossq.py): its defaults (2 batch-renormalised 512x512 critics, one critic
+    # update on the joint (s, a) / (s', a') batch per call, the actor every 3rd), fp32.
+    crossq = make_agent(STATE_SPEC, ACTION_DIM, agent_config(name="crossq"))
+    results["state_crossq_critic_updates_per_s"] = _rate(lambda: crossq.update([state_batch]), seconds)
 
     pixel_spec = _two_camera_spec(64)
     pixel_batch = _batch(pixel_spec, rng)

@@ -162,4 +162,14 @@ class TrainConfig:
         """From plain values (YAML, overrides), checking keys and types; errors name the key."""
         from robot_rl.config import build
 
+        for old, new in RENAMED.items():
+            if old in values:
+                raise ValueError(f"config key {old!r} is now {new} (robot_rl/run_config.py); rename it in "
+                                 f"your config or --set")
         return build(cls, values)
+
+
+# Keys of earlier versions, and what replaced them.
+RENAMED = {"task": "env.id", "algorithm": "agent.name", "bc": "the agent section (agent.name=bc)",
+           "iql": "the agent section (agent.name=iql)", "calql": "the agent section (agent.name=calql)",
+           "distill": "the agent section (agent.name=distill, agent.teacher=...)"}

@@ -141,7 +141,9 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
                                          ({"demo_ratio": 1.0}, "demo_ratio"),
                                          ({"warm_start_critics": False}, "warm_start_critics"),
                                          ({"env": {"id": "Nope-v0"}}, "Nope-v0"),
-                                         ({"agent": {"name": "nope"}}, "agent.name")])
+                                         ({"agent": {"name": "nope"}}, "agent.name"),
+                                         ({"task": "PickCube-v0"}, "now env.id"),
+                                         ({"algorithm": "bc"}, "now agent.name")])
 def test_bad_config_names_the_key(tmp_path, values, key):
     with pytest.raises(ValueError, match=key):
         Trainer(TrainConfig.from_dict({"out_dir": str(tmp_path), **values}))
