@@ -60,7 +60,7 @@ def _pick_through(profile: dict, remaps: dict) -> None:
 
     domain = fresh_domain_id()
     with RemappedSimProcess(domain, remaps, cameras=[], control_hz=20.0, seed=1), BridgeProcess(domain, profile):
-        env = make_robot_env("PickCube-v0", domain_id=domain, episode_steps=80, reset_timeout_s=30.0,
+        env = make_robot_env("PickCube-v0", domain_id=domain, episode_steps=150, reset_timeout_s=30.0,
                              observation_timeout_s=5.0)
         try:
             obs, info = env.reset()  # the bridge homes the arm, then answers
